@@ -1,0 +1,17 @@
+"""Exact theory of linear-Gaussian VAEs: closed forms derived with sympy, evaluated with numpy.
+
+The ground truth of the paper's LinearJTEx example (SPEC 2.2) is exported as
+``JTEX_A``, ``JTEX_B`` (the diagonal of B) and ``JTEX_SIGMA2``.
+"""
+import numpy as np
+
+from .gaussian import LinearGaussian
+from .landscape import VAEOptimum, jtex_b_landscape, jtex_vae_optimum
+from . import joint_map, symbolic
+
+JTEX_A = np.array([[0.75, 0.25], [1.5, -1.0]])
+JTEX_B = np.array([0.006, 0.006])
+JTEX_SIGMA2 = 0.01
+
+__all__ = ["LinearGaussian", "VAEOptimum", "jtex_b_landscape", "jtex_vae_optimum", "symbolic", "joint_map",
+           "JTEX_A", "JTEX_B", "JTEX_SIGMA2"]

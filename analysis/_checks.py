@@ -1,0 +1,67 @@
+"""Argument checks: bad input fails early with a message naming the argument."""
+import numbers
+
+import numpy as np
+
+
+def real_array(name, value, ndim_min=0):
+    """``value`` as a finite float64 array with at least ``ndim_min`` axes."""
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"{name} must be a real array-like of numbers, got {type(value).__name__}") from err
+    if arr.ndim < ndim_min:
+        raise ValueError(f"{name} must have at least {ndim_min} dimensions, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def positive(name, value):
+    arr = real_array(name, value)
+    if np.any(arr <= 0):
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return arr
+
+
+def integer(name, value, low, high=None):
+    """An int in [low, high] (high None: unbounded)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+    return int(value)
+
+
+def square(name, arr, size=None):
+    if arr.shape[-1] != arr.shape[-2] or (size is not None and arr.shape[-1] != size):
+        want = f"(..., {size}, {size})" if size is not None else "(..., n, n)"
+        raise ValueError(f"{name} must have shape {want}, got {arr.shape}")
+    return arr
+
+
+def symmetric(name, arr):
+    scale = np.max(np.abs(arr), initial=1.0)
+    if np.max(np.abs(arr - np.swapaxes(arr, -1, -2)), initial=0.0) > 1e-10 * scale:
+        raise ValueError(f"{name} must be symmetric")
+    return arr
+
+
+def positive_definite(name, arr):
+    """Symmetric, with every Cholesky factorization succeeding."""
+    symmetric(name, arr)
+    try:
+        np.linalg.cholesky(arr)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{name} must be positive definite (every eigenvalue > 0)") from None
+    return arr
+
+
+def batch_shape(names_shapes):
+    """The common broadcast batch shape, or a ValueError naming the arguments."""
+    try:
+        return np.broadcast_shapes(*[s for _, s in names_shapes])
+    except ValueError:
+        desc = ", ".join(f"{n} {s}" for n, s in names_shapes)
+        raise ValueError(f"batch shapes do not broadcast: {desc}") from None

@@ -1,0 +1,1 @@
+"""Training: data sets, autograd VAE family, LiBI, evaluation and experiments."""
