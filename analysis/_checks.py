@@ -6,6 +6,8 @@ import numpy as np
 
 def real_array(name, value, ndim_min=0):
     """``value`` as a finite float64 array with at least ``ndim_min`` axes."""
+    if value is None or np.iscomplexobj(value):
+        raise TypeError(f"{name} must be a real array-like of numbers, got {type(value).__name__}")
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -22,6 +24,21 @@ def positive(name, value):
     if np.any(arr <= 0):
         raise ValueError(f"{name} must be > 0, got {value!r}")
     return arr
+
+
+def scalar(name, value):
+    """A finite float from a 0-d array-like."""
+    arr = real_array(name, value)
+    if arr.ndim != 0:
+        raise ValueError(f"{name} must be a scalar, got shape {arr.shape}")
+    return float(arr)
+
+
+def generator(name, value):
+    """A numpy.random.Generator, or a TypeError naming the argument."""
+    if not isinstance(value, np.random.Generator):
+        raise TypeError(f"{name} must be a numpy.random.Generator, got {type(value).__name__}")
+    return value
 
 
 def integer(name, value, low, high=None):

@@ -97,6 +97,7 @@ class LinearGaussian:
         """
         theta = _checks.real_array("theta", theta)
         sigma2 = _checks.positive("sigma2", sigma2)
+        _checks.batch_shape([("theta", theta.shape), ("sigma2", sigma2.shape)])
         # A relative slack of a few ulps admits theta = sqrt(sigma2) as computed.
         if np.any(theta**2 > sigma2 * (1 + 4 * np.finfo(float).eps)):
             raise ValueError("theta must satisfy |theta| <= sqrt(sigma2) (the noise variance "
@@ -130,6 +131,7 @@ class LinearGaussian:
         if b.shape[-1] != D:
             raise ValueError(f"b must have shape (..., {D}) to match A of shape {A.shape}; got {b.shape}")
         sigma2 = _checks.positive("sigma2", sigma2)
+        _checks.batch_shape([("A", A.shape[:-2]), ("b", b.shape[:-1]), ("sigma2", sigma2.shape)])
         s2 = sigma2[..., None]
         if np.any(b < 0) or np.any(b >= s2):
             raise ValueError(f"b must lie in [0, sigma2) = [0, {np.max(sigma2):g}) entrywise "
@@ -179,9 +181,7 @@ class LinearGaussian:
         mean : ndarray, shape (..., N, K)
         cov : ndarray, shape (..., K, K)
         """
-        x = _checks.real_array("x", x, ndim_min=2)
-        if x.shape[-1] != self.D:
-            raise ValueError(f"x must have shape (..., N, {self.D}); got {x.shape}")
+        x = self._points(x)
         return x @ _t(self.posterior_mean_map()), self.posterior_cov()
 
     def mutual_information(self):
@@ -202,9 +202,21 @@ class LinearGaussian:
         P = self.posterior_precision()
         return 0.5 * (np.sum(np.log(_diag(P)), axis=-1) - _logdet(P))
 
+    def _data_cov(self, data_cov):
+        S = _data_cov(data_cov, self.D)
+        _checks.batch_shape([("model", self.batch_shape), ("data_cov", S.shape[:-2])])
+        return S
+
+    def _points(self, x):
+        x = _checks.real_array("x", x, ndim_min=2)
+        if x.shape[-1] != self.D:
+            raise ValueError(f"x must have shape (..., N, {self.D}); got {x.shape}")
+        _checks.batch_shape([("model", self.batch_shape), ("x", x.shape[:-2])])
+        return x
+
     def mle_term(self, data_cov):
         """KL[N(0, S) || p(x)] = 1/2 [tr(C^-1 S) - D + log det C - log det S], the 'MLE term'."""
-        S = _data_cov(data_cov, self.D)
+        S = self._data_cov(data_cov)
         return 0.5 * (np.trace(self._solve_C(S), axis1=-2, axis2=-1) - self.D
                       + _logdet(self.marginal_cov()) - _logdet(S))
 
@@ -214,15 +226,13 @@ class LinearGaussian:
 
     def expected_log_likelihood(self, data_cov):
         """E_{x ~ N(0, S)} log p(x) = -1/2 [D log 2 pi + log det C + tr(C^-1 S)] per point."""
-        S = _data_cov(data_cov, self.D)
+        S = self._data_cov(data_cov)
         return -0.5 * (self.D * np.log(2 * np.pi) + _logdet(self.marginal_cov())
                        + np.trace(self._solve_C(S), axis1=-2, axis2=-1))
 
     def log_likelihood(self, x):
         """log p(x) = log N(x; 0, C) per point: x (..., N, D) -> (..., N)."""
-        x = _checks.real_array("x", x, ndim_min=2)
-        if x.shape[-1] != self.D:
-            raise ValueError(f"x must have shape (..., N, {self.D}); got {x.shape}")
+        x = self._points(x)
         r = np.linalg.solve(self._chol, _t(x))         # (..., D, N)
         half_logdet = np.sum(np.log(_diag(self._chol)), axis=-1)[..., None]
         return -0.5 * (self.D * np.log(2 * np.pi) + np.sum(r**2, axis=-2)) - half_logdet
@@ -233,7 +243,7 @@ class LinearGaussian:
         With ``mean_field=False`` the true posterior's: M S M^T + P^-1, which is
         I when S = C (the aggregated posterior then equals the prior).
         """
-        S = _data_cov(data_cov, self.D)
+        S = self._data_cov(data_cov)
         M = self.posterior_mean_map()
         spread = (self.mean_field_variances()[..., :, None] * np.eye(self.K) if mean_field
                   else self.posterior_cov())
@@ -242,8 +252,7 @@ class LinearGaussian:
     def sample(self, n, rng):
         """Draw n points: returns x (..., n, D) and z (..., n, K) from ``rng``."""
         n = _checks.integer("n", n, 1)
-        if not isinstance(rng, np.random.Generator):
-            raise TypeError("rng must be a numpy.random.Generator")
+        _checks.generator("rng", rng)
         z = rng.standard_normal(self.batch_shape + (n, self.K))
         eps = rng.standard_normal(self.batch_shape + (n, self.D))
         w, U = np.linalg.eigh(self.noise_cov)       # a square root that allows singular noise

@@ -17,6 +17,19 @@ from .gaussian import LinearGaussian
 __all__ = ["joint_map_objective", "shrink_family", "joint_map_path"]
 
 
+def _model_data(W, Z, X, noise_var):
+    W = _checks.real_array("W", W, 2)
+    Z = _checks.real_array("Z", Z, 2)
+    X = _checks.real_array("X", X, 2)
+    if W.ndim != 2 or Z.ndim != 2 or X.ndim != 2:
+        raise ValueError(f"W, Z, X must be matrices; got W {W.shape}, Z {Z.shape}, X {X.shape}")
+    if Z.shape[0] != X.shape[0] or W.shape != (X.shape[1], Z.shape[1]):
+        raise ValueError(f"shapes must be W (D, K), Z (N, K), X (N, D); got W {W.shape}, "
+                         f"Z {Z.shape}, X {X.shape}")
+    noise_var = _checks.scalar("noise_var", _checks.positive("noise_var", noise_var))
+    return W, Z, X, noise_var
+
+
 def joint_map_objective(W, Z, X, noise_var):
     """(1/N) sum_n [log N(x_n; W z_n, noise_var I) + log N(z_n; 0, I)] (paper Eq. 31).
 
@@ -25,6 +38,7 @@ def joint_map_objective(W, Z, X, noise_var):
     total, likelihood, prior : float
         The objective and its two terms.
     """
+    W, Z, X, noise_var = _model_data(W, Z, X, noise_var)
     N, D = X.shape
     K = Z.shape[1]
     r = X - Z @ W.T
@@ -64,10 +78,7 @@ def shrink_family(W, Z, X, noise_var, scales):
     >>> bool(np.all(np.diff(fam["objective"]) > 0)), bool(np.ptp(fam["likelihood"]) < 1e-9)
     (True, True)
     """
-    W = _checks.real_array("W", W, 2)
-    Z = _checks.real_array("Z", Z, 2)
-    X = _checks.real_array("X", X, 2)
-    noise_var = float(_checks.positive("noise_var", noise_var))
+    W, Z, X, noise_var = _model_data(W, Z, X, noise_var)
     scales = _checks.positive("scales", scales).ravel()
     S = X.T @ X / X.shape[0]
     rows = [joint_map_objective(W * c**2, Z / c**2, X, noise_var) for c in scales]
@@ -124,8 +135,9 @@ def joint_map_path(X, K, noise_var, steps, rng, constrain=False):
     X = _checks.real_array("X", X, 2)
     N, D = X.shape
     K = _checks.integer("K", K, 1, D)
-    noise_var = float(_checks.positive("noise_var", noise_var))
+    noise_var = _checks.scalar("noise_var", _checks.positive("noise_var", noise_var))
     steps = _checks.integer("steps", steps, 1)
+    _checks.generator("rng", rng)
     S = X.T @ X / N
     W = np.linalg.cholesky(S)[:, :K] + 0.1 * rng.standard_normal((D, K))
     hist = {"objective": [], "code_scale": [], "mle_term": []}

@@ -15,12 +15,14 @@ def _jtex_args(A, sigma2):
     A = _checks.real_array("A", A)
     if A.shape != (2, 2):
         raise ValueError(f"A must have shape (2, 2) (the 2-D JTEx family); got {A.shape}")
-    sigma2 = float(_checks.positive("sigma2", sigma2))
+    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
     return A, sigma2
 
 
 def _b_values(name, b, sigma2):
     b = _checks.real_array(name, b)
+    if b.size == 0:
+        raise ValueError(f"{name} must not be empty")
     if np.any(b < 0) or np.any(b >= sigma2):
         raise ValueError(f"{name} must lie in [0, sigma2) = [0, {sigma2:g}); got min {b.min():g}, "
                          f"max {b.max():g} (at sigma2 the noise is singular and I(X;Z) = inf)")
@@ -158,12 +160,13 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     (0.19618, 0.1621, 0.0341)
     """
     S = _data_cov(data_cov)
-    sigma2 = float(_checks.positive("sigma2", sigma2))
+    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
     b = _b_values("b", b, sigma2)
     if b.shape != (2,):
         raise ValueError(f"b must have shape (2,); got {b.shape}")
     restarts = _checks.integer("restarts", restarts, 1)
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
+        _checks.integer("seed", seed, 0))
     f = jtex_functions()
     fixed = (b[0], b[1], sigma2, S[0, 0], S[0, 1], S[1, 1])
 
