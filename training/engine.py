@@ -1,0 +1,177 @@
+"""The batched training loop: R restarts as one array program.
+
+Every parameter leaf carries a leading restart axis, losses return one value
+per restart and their sum is differentiated once (restarts do not interact,
+so each restart's gradient is its own). A restart whose loss, gradient or
+new parameters are not finite is marked diverged and frozen; the others go
+on. Validation keeps, per restart, the parameters its own objective prefers
+(SPEC 5).
+"""
+import autograd.numpy as anp
+import numpy as np
+from autograd import grad
+from autograd.tracer import getval
+from tqdm.auto import tqdm
+
+from .nets import n_restarts
+from .flat import TreeDef
+from .trees import tree_map
+
+
+class AllRestartsDiverged(RuntimeError):
+    """Raised when no restart of a fit stayed finite."""
+
+
+def restart_streams(seed, restarts, n_streams=3):
+    """Independent generators per restart: ``n_streams`` for each of ``restarts``.
+
+    Restart r draws from ``SeedSequence(seed).spawn(...)[r]`` whatever the
+    number of restarts beside it, so a batched fit reproduces single fits.
+    """
+    children = np.random.SeedSequence(seed).spawn(restarts)
+    return [[np.random.default_rng(s) for s in child.spawn(n_streams)] for child in children]
+
+
+class NoiseStream:
+    """Standard normal draws of ``shape`` per restart, one block per call.
+
+    Blocks are drawn ahead in chunks of several epochs (one generator call
+    per restart and chunk, not per epoch), each restart from its own stream.
+    """
+
+    def __init__(self, rngs, shape, max_entries=2_000_000):
+        self.rngs, self.shape = rngs, tuple(shape)
+        per_epoch = len(rngs) * int(np.prod(self.shape))
+        self.chunk = int(max(1, min(100, max_entries // max(per_epoch, 1))))
+        self._buffer, self._i = None, 0
+
+    def next(self):
+        if self._buffer is None or self._i == self.chunk:
+            self._buffer = np.stack([g.standard_normal((self.chunk,) + self.shape) for g in self.rngs], axis=1)
+            self._i = 0
+        self._i += 1
+        return self._buffer[self._i - 1]
+
+
+def fixed_noise(rngs, shape):
+    """One fixed block (R, *shape): common random numbers for validation."""
+    return np.stack([g.standard_normal(shape) for g in rngs])
+
+
+class BatchedRun:
+    """Parameters, optimizer states, divergence flags and the validation-best of R restarts.
+
+    Each part is held as one (R, P) matrix (:mod:`training.flat`); losses see
+    the usual parameter trees.
+
+    Parameters
+    ----------
+    params : dict
+        Parts (e.g. ``{"theta": ..., "phi": ...}``) that can be stepped
+        alone; each has its own optimizer state.
+    optimizer : training.optim.Optimizer
+    """
+
+    def __init__(self, params, optimizer):
+        self.defs = {k: TreeDef(v) for k, v in params.items()}
+        self.flat = {k: self.defs[k].flatten(v) for k, v in params.items()}
+        self.optimizer = optimizer
+        self.state = {k: optimizer.init(v) for k, v in self.flat.items()}
+        R = n_restarts(params)
+        self.diverged = np.zeros(R, dtype=bool)
+        self.best_flat = {k: v.copy() for k, v in self.flat.items()}
+        self.best_value = np.full(R, np.inf)
+        self.best_epoch = np.full(R, -1)
+        self.train_history, self.val_history, self.val_epochs = [], [], []
+        self.epoch = 0
+
+    @property
+    def n_restarts(self):
+        return self.diverged.size
+
+    def _trees(self, flat):
+        return {k: self.defs[k].unflatten(v) for k, v in flat.items()}
+
+    @property
+    def params(self):
+        """The current parameters as trees (R restarts)."""
+        return self._trees(self.flat)
+
+    @property
+    def best(self):
+        """Per restart, the parameters with the best validation objective so far."""
+        return self._trees(self.best_flat)
+
+    def set_part(self, part, tree, reset_optimizer=True):
+        """Replace ``part`` (e.g. re-initialize an encoder) for all restarts."""
+        self.flat[part] = self.defs[part].flatten(tree)
+        if reset_optimizer:
+            self.state[part] = self.optimizer.init(self.flat[part])
+
+    def step(self, loss, parts, *args, active=None, record=True):
+        """One optimizer step of ``parts`` on ``loss(params, *args) -> (R,)``.
+
+        ``active`` (R,) restricts the step to some restarts (the others keep
+        their parameters and optimizer state). Returns the loss values.
+        """
+        parts = tuple(parts)
+        cuts = np.cumsum([self.flat[k].shape[1] for k in parts])[:-1]
+        values = []
+
+        def total(x):
+            trees = self._trees({k: v for k, v in self.flat.items() if k not in parts})
+            for k, piece in zip(parts, anp.split(x, cuts, axis=1)):
+                trees[k] = self.defs[k].unflatten(piece)
+            vec = loss(trees, *args)
+            values.append(vec)
+            return anp.sum(vec)
+
+        x = np.concatenate([self.flat[k] for k in parts], axis=1)
+        with np.errstate(all="ignore"):       # non-finite restarts are caught below
+            g = grad(total)(x)
+            value = np.asarray(getval(values[0]), dtype=float)
+            ok = ~self.diverged & np.isfinite(value) & np.all(np.isfinite(g), axis=1)
+            new_flat, new_state = {}, {}
+            for k, gk in zip(parts, np.split(g, cuts, axis=1)):
+                updates, new_state[k] = self.optimizer.update(gk, self.state[k])
+                new_flat[k] = self.flat[k] + updates
+                ok &= np.all(np.isfinite(new_flat[k]), axis=1)
+        watched = np.ones_like(ok) if active is None else active
+        self.diverged |= ~ok & watched
+        move = (ok & watched)[:, None]
+        for k in parts:
+            self.flat[k] = np.where(move, new_flat[k], self.flat[k])
+            self.state[k] = tree_map(lambda new, old: np.where(move, new, old), new_state[k], self.state[k])
+        if record:
+            self.train_history.append(np.where(self.diverged, np.nan, value))
+            self.epoch += 1
+        return value
+
+    def validate(self, val_loss):
+        """Evaluate ``val_loss(params) -> (R,)`` and keep each restart's best parameters."""
+        with np.errstate(all="ignore"):
+            value = np.asarray(val_loss(self.params), dtype=float)
+        value = np.where(self.diverged | ~np.isfinite(value), np.nan, value)
+        improved = np.isfinite(value) & (value < self.best_value)
+        for k in self.flat:
+            self.best_flat[k] = np.where(improved[:, None], self.flat[k], self.best_flat[k])
+        self.best_value = np.where(improved, value, self.best_value)
+        self.best_epoch = np.where(improved, self.epoch, self.best_epoch)
+        self.val_history.append(value)
+        self.val_epochs.append(self.epoch)
+        return value
+
+    def selected_restart(self):
+        """The non-diverged restart with the best validation objective."""
+        candidates = np.where(~self.diverged & np.isfinite(self.best_value), self.best_value, np.inf)
+        if not np.any(np.isfinite(candidates)):
+            raise AllRestartsDiverged(f"all {self.n_restarts} restarts diverged or never validated")
+        return int(np.argmin(candidates))
+
+    def history(self):
+        return {"train": np.array(self.train_history).T, "val": np.array(self.val_history).T,
+                "val_epochs": np.array(self.val_epochs)}
+
+
+def progress_bar(total, enabled, desc):
+    return tqdm(total=total, disable=not enabled, desc=desc, mininterval=0.5, leave=False)

@@ -1,0 +1,271 @@
+"""Likelihoods p_theta(x | z) of the ground truths' own forms, and inference networks (SPEC 3-4).
+
+Parameters are plain pytrees whose leaves carry a leading restart axis R.
+A likelihood is ``N(x; mean(theta, z), diag(noise(theta)))``; only the mean
+function is learned, the noise stays that of the truth (for the univariate
+and the learn-B JTEx families the noise is a function of theta by
+definition of the family).
+"""
+import autograd.numpy as np
+import numpy as onp
+
+from analysis import LinearGaussian, _checks
+
+from . import nets
+from .mobius import MOBIUS_ACTIVATIONS, MOBIUS_SIZES
+
+LOG_2PI = onp.log(2 * onp.pi)
+
+
+def _t(a):
+    return np.swapaxes(a, -1, -2)
+
+
+def gaussian_log_density(x, mean, var):
+    """log N(x; mean, diag(var)) summed over the last axis (broadcasting)."""
+    r = x - mean    # r * r: autograd's vjp of ** 2 is a slow general power
+    return -0.5 * np.sum(LOG_2PI + np.log(var) + r * r / var, axis=-1)
+
+
+class Likelihood:
+    """Base class: ``x | z ~ N(mean(theta, z), diag(noise(theta)))``.
+
+    Subclasses define ``data_dim``, ``latent_dim``, ``init``, ``mean`` and
+    ``noise``; linear-Gaussian ones set ``linear = True`` and define
+    ``loading`` (W), which enables the exact ELBO and exact log-likelihood.
+    """
+    linear = False
+    data_dim = latent_dim = None
+
+    def init(self, rngs):
+        raise NotImplementedError
+
+    def mean(self, theta, z):
+        """z (R, M, K) -> (R, M, D)."""
+        raise NotImplementedError
+
+    def noise(self, theta):
+        """Diagonal noise variances, shape (R, D)."""
+        raise NotImplementedError
+
+    def loading(self, theta):
+        raise TypeError(f"{type(self).__name__} is not linear-Gaussian")
+
+    def log_likelihood(self, theta, x, z):
+        """log p_theta(x | z): x (N, D) or (R, N, D), z (R, N, K) -> (R, N)."""
+        return gaussian_log_density(x, self.mean(theta, z), self.noise(theta)[:, None, :])
+
+    def exact(self, theta):
+        """The batched :class:`analysis.LinearGaussian` of a linear likelihood."""
+        psi = onp.asarray(self.noise(theta))
+        return LinearGaussian(onp.asarray(self.loading(theta)), psi[..., :, None] * onp.eye(self.data_dim))
+
+    def sample(self, theta, n, rng):
+        """n draws of (x, z) from p_theta per restart: shapes (R, n, D), (R, n, K)."""
+        R = nets.n_restarts(theta)
+        z = rng.standard_normal((R, n, self.latent_dim))
+        x = self.mean(theta, z) + onp.sqrt(self.noise(theta))[:, None, :] * rng.standard_normal((R, n, self.data_dim))
+        return onp.asarray(x), z
+
+
+class Univariate(Likelihood):
+    """x = theta z + eps, eps ~ N(0, sigma2 - theta^2) (SPEC 2.1).
+
+    theta = sqrt(sigma2) tanh(u) keeps every iterate valid (|theta| < sigma).
+    Parameters: ``{"u": (R,)}``.
+    """
+    linear = True
+    data_dim = latent_dim = 1
+
+    def __init__(self, sigma2=1.0):
+        self.sigma2 = float(_checks.positive("sigma2", sigma2))
+
+    def theta(self, params):
+        return onp.sqrt(self.sigma2) * np.tanh(params["u"])
+
+    def params_for(self, theta):
+        """The parameters of the given theta values (shape (R,)), |theta| < sigma."""
+        theta = _checks.real_array("theta", theta, 1)
+        if onp.any(onp.abs(theta) >= onp.sqrt(self.sigma2)):
+            raise ValueError(f"theta must satisfy |theta| < sqrt(sigma2) = {onp.sqrt(self.sigma2):g}")
+        return {"u": onp.arctanh(theta / onp.sqrt(self.sigma2))}
+
+    def init(self, rngs):
+        return {"u": onp.array([g.standard_normal() for g in rngs])}
+
+    def loading(self, params):
+        return self.theta(params)[:, None, None]
+
+    def mean(self, params, z):
+        return self.theta(params)[:, None, None] * z
+
+    def noise(self, params):
+        return (self.sigma2 - self.theta(params) ** 2)[:, None]
+
+
+class JTEx(Likelihood):
+    """The JTEx family (SPEC 2.2): x = W z + eps (or (W z)^3 + eps), W = chol(A A^T + B).
+
+    Parameters
+    ----------
+    A : array (2, 2)
+        Fixed when ``learn="b"``; the truth's when sampling.
+    b : array (2,)
+        Diagonal of B; fixed when ``learn="A"``.
+    sigma2 : float
+    learn : {"A", "b"}
+        ``"A"``: params ``{"A": (R, 2, 2)}`` (LinearJTEx, CubicJTEx).
+        ``"b"``: params ``{"u": (R, 2)}`` with b = sigma2 * sigmoid(u), so
+        b stays in (0, sigma2) (Fig. 1A-B).
+    cubic : bool
+        The CubicJTEx mean (W z)^3, elementwise.
+    """
+    data_dim = latent_dim = 2
+
+    def __init__(self, A, b, sigma2, learn="A", cubic=False):
+        self.A = _checks.real_array("A", A)
+        self.b = _checks.real_array("b", b)
+        self.sigma2 = float(_checks.positive("sigma2", sigma2))
+        if learn not in ("A", "b"):
+            raise ValueError(f"learn must be 'A' or 'b', got {learn!r}")
+        self.learn, self.cubic = learn, bool(cubic)
+        self.linear = not cubic
+
+    def b_of(self, params):
+        if self.learn == "b":
+            return self.sigma2 * nets.sigmoid(params["u"])
+        return np.broadcast_to(self.b, (nets.n_restarts(params), 2))
+
+    def A_of(self, params):
+        if self.learn == "A":
+            return params["A"]
+        return np.broadcast_to(self.A, (nets.n_restarts(params), 2, 2))
+
+    def init(self, rngs):
+        if self.learn == "A":
+            return {"A": onp.stack([g.standard_normal((2, 2)) for g in rngs])}
+        return {"u": onp.stack([g.standard_normal(2) for g in rngs])}
+
+    def W(self, params):
+        A, b = self.A_of(params), self.b_of(params)
+        return np.linalg.cholesky(A @ _t(A) + b[:, :, None] * onp.eye(2))
+
+    def loading(self, params):
+        if self.cubic:
+            return super().loading(params)
+        return self.W(params)
+
+    def mean(self, params, z):
+        h = z @ _t(self.W(params))
+        return h * h * h if self.cubic else h
+
+    def noise(self, params):
+        return self.sigma2 - self.b_of(params)
+
+
+class LinearMap(Likelihood):
+    """x = z^T A + eps, eps ~ N(0, noise_var I) (the Gaussian data set, SPEC 3.3).
+
+    Parameters ``{"A": (R, K, D)}``; W = A^T.
+    """
+    linear = True
+
+    def __init__(self, latent_dim, data_dim, noise_var):
+        self.latent_dim = _checks.integer("latent_dim", latent_dim, 1)
+        self.data_dim = _checks.integer("data_dim", data_dim, 1)
+        self.noise_var = float(_checks.positive("noise_var", noise_var))
+
+    def init(self, rngs):
+        scale = 1.0 / onp.sqrt(self.latent_dim)
+        return {"A": onp.stack([scale * g.standard_normal((self.latent_dim, self.data_dim)) for g in rngs])}
+
+    def loading(self, params):
+        return _t(params["A"])
+
+    def mean(self, params, z):
+        return z @ params["A"]
+
+    def noise(self, params):
+        return np.full((nets.n_restarts(params), self.data_dim), self.noise_var)
+
+
+class MLPLikelihood(Likelihood):
+    """x = f(z) + eps with f a dense network (the Mobius data set, SPEC 3.4).
+
+    Parameters: a :mod:`training.nets` MLP.
+    """
+
+    def __init__(self, sizes=MOBIUS_SIZES, activations=MOBIUS_ACTIVATIONS, noise_var=1e-5):
+        self.sizes, self.activations = list(sizes), tuple(activations)
+        self.latent_dim, self.data_dim = self.sizes[0], self.sizes[-1]
+        self.noise_var = float(_checks.positive("noise_var", noise_var))
+
+    def init(self, rngs):
+        return nets.init_mlp(rngs, self.sizes)
+
+    def mean(self, params, z):
+        return nets.mlp(params, z, self.activations)
+
+    def noise(self, params):
+        return np.full((nets.n_restarts(params), self.data_dim), self.noise_var)
+
+
+# ---- inference networks -------------------------------------------------
+
+ENCODER_KINDS = {
+    "linear": ([], []),
+    "mlp": ([50], ["relu"]),                                  # Mobius
+    "cubic": ([4, 20], ["sigmoid_cube_root", "relu"]),        # CubicJTEx
+}
+
+
+class Encoder:
+    """A mean-field Gaussian inference network q_phi(z | x) (SPEC 4).
+
+    Parameters ``{"hidden": [...], "mean": layer, "logvar": layer}``: a
+    shared trunk and two linear heads. LiBI's deterministic encoder h(x; varphi)
+    is the same network without the ``logvar`` head (SPEC 4), so
+    :meth:`mean` serves both.
+
+    Parameters
+    ----------
+    data_dim, latent_dim : int
+    kind : {"linear", "mlp", "cubic"}
+        linear (LinearJTEx, Gaussian, univariate); one hidden layer of 50
+        ReLU units (Mobius); 4 units half sigmoid, half cube-root, then 20
+        ReLU (CubicJTEx).
+    """
+
+    def __init__(self, data_dim, latent_dim, kind="linear"):
+        if kind not in ENCODER_KINDS:
+            raise ValueError(f"kind must be one of {sorted(ENCODER_KINDS)}, got {kind!r}")
+        self.data_dim = _checks.integer("data_dim", data_dim, 1)
+        self.latent_dim = _checks.integer("latent_dim", latent_dim, 1)
+        self.kind = kind
+        self.hidden_sizes, self.activations = ENCODER_KINDS[kind]
+
+    def init(self, rngs):
+        sizes = [self.data_dim] + self.hidden_sizes
+        trunk = nets.init_mlp(rngs, sizes + [self.latent_dim])
+        return {"hidden": trunk["hidden"], "mean": trunk["out"],
+                "logvar": nets.init_dense(rngs, sizes[-1], self.latent_dim)}
+
+    def _trunk(self, params, x):
+        h = x
+        for layer, act in zip(params["hidden"], self.activations):
+            h = nets.ACTIVATIONS[act](nets.dense(layer, h))
+        return h
+
+    def __call__(self, params, x):
+        """Mean and log-variance of q(z | x), each (R, N, K)."""
+        h = self._trunk(params, x)
+        return nets.dense(params["mean"], h), nets.dense(params["logvar"], h)
+
+    def mean(self, params, x):
+        """The mean network alone: E_q[z | x] (also LiBI's encoder h(x; varphi))."""
+        return nets.dense(params["mean"], self._trunk(params, x))
+
+    @staticmethod
+    def deterministic_part(params):
+        """The mean network's parameters (LiBI Step 3 re-initializes varphi from these)."""
+        return {"hidden": params["hidden"], "mean": params["mean"]}

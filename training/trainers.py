@@ -1,0 +1,241 @@
+"""The VAE family with a scikit-learn face: settings in the constructor, ``fit(data)`` returns self.
+
+Learned values end in ``_``. Per-restart arrays have a leading axis of
+length ``restarts``; the selected restart's parameters keep an axis of
+length 1, so they plug straight into the likelihood and encoder functions.
+
+Examples
+--------
+>>> from training.datasets import load_dataset
+>>> data = load_dataset("univariate", seed=0, n_train=100, n_val=100, n_test=100)
+>>> vae = VAE(epochs=50, restarts=2, seed=0).fit(data)
+>>> vae.best_restart_ in (0, 1), vae.theta_["u"].shape
+(True, (1,))
+"""
+import numbers
+
+import autograd.numpy as np
+import numpy as onp
+
+from analysis import _checks
+
+from .datasets import Dataset
+from .engine import BatchedRun, NoiseStream, fixed_noise, progress_bar, restart_streams
+from .objectives import neg_elbo
+from .optim import adam
+from .trees import tree_take
+
+__all__ = ["VAE", "BetaVAE", "AnnealedBetaVAE"]
+
+
+def check_dataset(data):
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a training.datasets.Dataset, got {type(data).__name__}")
+    return data
+
+
+def initial_log_variance(likelihood, theta, X):
+    """log(noise variance / data variance) per restart, shape (R, 1).
+
+    q starts with the posterior spread of a model that explains the data at
+    its noise level. A unit variance instead makes the expected
+    reconstruction term sum W^2 v / psi dominate the first epochs and
+    collapses W towards zero, which costs thousands of epochs to undo.
+    """
+    ratio = onp.mean(onp.asarray(likelihood.noise(theta)), axis=1) / onp.mean(onp.var(X, axis=0))
+    return onp.clip(onp.log(ratio), -20.0, 0.0)[:, None]
+
+
+class _Trainer:
+    """Shared settings, checks and bookkeeping of all trainers."""
+
+    def __init__(self, epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1,
+                 val_mc_samples=16, eval_every=10, seed=0, progress=False):
+        self.epochs, self.restarts, self.lr = epochs, restarts, lr
+        self.elbo, self.mc_samples, self.val_mc_samples = elbo, mc_samples, val_mc_samples
+        self.eval_every, self.seed, self.progress = eval_every, seed, progress
+
+    def get_params(self):
+        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def _check_settings(self, data):
+        _checks.integer("epochs", self.epochs, 1)
+        _checks.integer("restarts", self.restarts, 1)
+        _checks.positive("lr", self.lr)
+        _checks.integer("mc_samples", self.mc_samples, 1)
+        _checks.integer("val_mc_samples", self.val_mc_samples, 1)
+        _checks.integer("eval_every", self.eval_every, 1)
+        _checks.integer("seed", self.seed, 0)
+        if self.elbo not in ("auto", "exact", "mc"):
+            raise ValueError(f"elbo must be 'auto', 'exact' or 'mc', got {self.elbo!r}")
+        if self.elbo == "exact" and not data.likelihood.linear:
+            raise ValueError(f"elbo='exact' needs a linear-Gaussian likelihood; {data.name} is not")
+
+    def _exact(self, data):
+        return self.elbo == "exact" or (self.elbo == "auto" and data.likelihood.linear)
+
+    def _setup(self, data):
+        """Initial parameters and the per-restart random streams."""
+        check_dataset(data)
+        self._check_settings(data)
+        streams = restart_streams(self.seed, self.restarts)
+        init = [s[0] for s in streams]
+        theta = data.likelihood.init(init)
+        phi = data.encoder.init(init)
+        phi["logvar"]["b"] = phi["logvar"]["b"] + initial_log_variance(data.likelihood, theta, data.train)
+        return {"theta": theta, "phi": phi}, streams
+
+    def _elbo_losses(self, data, streams, beta, val_beta):
+        """Training loss(params, epoch, eps) and validation loss(params) for the ELBO."""
+        lik, enc = data.likelihood, data.encoder
+        X, Xv = data.train, data.val
+        K = lik.latent_dim
+        exact = self._exact(data)
+        noise = None if exact else NoiseStream([s[1] for s in streams], (self.mc_samples, len(X), K))
+        val_eps = None if exact else fixed_noise([s[2] for s in streams], (self.val_mc_samples, len(Xv), K))
+
+        def loss(p, epoch, eps):
+            mu, logvar = enc(p["phi"], X)
+            return neg_elbo(lik, p["theta"], mu, logvar, X, beta(epoch), eps)
+
+        def val_loss(p):
+            mu, logvar = enc(p["phi"], Xv)
+            return neg_elbo(lik, p["theta"], mu, logvar, Xv, val_beta, val_eps)
+
+        return loss, val_loss, (lambda: None) if noise is None else noise.next
+
+    def _should_validate(self, epoch):
+        return (epoch + 1) % self.eval_every == 0 or epoch == self.epochs - 1
+
+    def _finish(self, run):
+        """Learned attributes from a finished run (SPEC 5 model selection)."""
+        self.params_ = run.params
+        self.best_params_ = run.best
+        self.val_objective_ = run.best_value
+        self.best_epoch_ = run.best_epoch
+        self.diverged_ = run.diverged.copy()
+        self.history_ = run.history()
+        self.best_restart_ = run.selected_restart()
+        selected = tree_take(run.best, onp.array([self.best_restart_]))
+        self.theta_, self.phi_ = selected["theta"], selected["phi"]
+        return self
+
+
+class VAE(_Trainer):
+    """The VAE (Kingma & Welling, 2014): minimize -ELBO jointly over theta and phi (SPEC 5).
+
+    Full-batch Adam; R restarts batched along a leading axis, each with its
+    own random stream. The ELBO is exact for linear-Gaussian likelihoods
+    (``elbo="auto"``) and a reparameterized Monte Carlo estimate with
+    ``mc_samples`` draws per point otherwise; validation uses
+    ``val_mc_samples`` fixed draws (common random numbers).
+
+    Parameters
+    ----------
+    epochs : int
+    restarts : int
+    lr : float
+        Adam learning rate (the paper's 0.01).
+    elbo : {"auto", "exact", "mc"}
+    mc_samples, val_mc_samples : int
+    eval_every : int
+        Epochs between validation checks (model selection, SPEC 5).
+    seed : int
+    progress : bool
+        A progress bar on the terminal.
+
+    Attributes
+    ----------
+    params_ : dict
+        Final parameters of every restart ``{"theta", "phi"}``.
+    best_params_ : dict
+        Per restart, the parameters its own validation objective preferred.
+    val_objective_ : ndarray (R,)
+        That objective (the negative validation ELBO, per point).
+    best_epoch_ : ndarray (R,)
+    diverged_ : ndarray (R,) of bool
+    best_restart_ : int
+        The non-diverged restart with the lowest validation objective.
+    theta_, phi_ : dict
+        Its parameters (leading axis of length 1).
+    history_ : dict
+        ``train`` (R, epochs) and ``val`` (R, checks) objectives, ``val_epochs``.
+    """
+
+    def _beta(self, epoch):
+        return 1.0
+
+    def _final_beta(self):
+        return 1.0
+
+    def fit(self, data):
+        """Train on ``data.train``, select on ``data.val``; returns self."""
+        params, streams = self._setup(data)
+        loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
+        run = BatchedRun(params, adam(self.lr))
+        with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
+            for epoch in range(self.epochs):
+                run.step(loss, ("theta", "phi"), epoch, draw())
+                if self._should_validate(epoch):
+                    run.validate(val_loss)
+                    bar.update(epoch + 1 - bar.n)
+        return self._finish(run)
+
+
+class BetaVAE(VAE):
+    """The beta-VAE (Higgins et al., 2017): -E_q log p(x | z) + beta KL[q || p(z)] (SPEC 5).
+
+    Model selection uses the same beta-weighted objective on validation.
+
+    Parameters
+    ----------
+    beta : float
+        >= 0 (the paper's grid: 0.5, 2, 5). Other parameters as :class:`VAE`.
+    """
+
+    def __init__(self, beta=1.0, **kw):
+        super().__init__(**kw)
+        self.beta = beta
+
+    def _check_settings(self, data):
+        super()._check_settings(data)
+        if not isinstance(self.beta, numbers.Real) or not onp.isfinite(self.beta) or self.beta < 0:
+            raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
+
+    def _beta(self, epoch):
+        return float(self.beta)
+
+    def _final_beta(self):
+        return float(self.beta)
+
+
+class AnnealedBetaVAE(BetaVAE):
+    """beta-VAE with KL annealing: beta ramps linearly from 0 to ``beta`` (SPEC 5).
+
+    The ramp covers the first ``anneal_fraction`` of the epochs (default
+    half); model selection uses the final beta throughout.
+
+    Parameters
+    ----------
+    beta : float
+        Final beta >= 0 (the paper's grid: 0.5, 1, 2, 5).
+    anneal_fraction : float
+        In (0, 1].
+    """
+
+    def __init__(self, beta=1.0, anneal_fraction=0.5, **kw):
+        super().__init__(beta=beta, **kw)
+        self.anneal_fraction = anneal_fraction
+
+    def _check_settings(self, data):
+        super()._check_settings(data)
+        if not 0 < self.anneal_fraction <= 1:
+            raise ValueError(f"anneal_fraction must be in (0, 1], got {self.anneal_fraction!r}")
+
+    def _beta(self, epoch):
+        ramp = max(1.0, self.anneal_fraction * self.epochs)
+        return float(self.beta) * min(1.0, (epoch + 1) / ramp)

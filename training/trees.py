@@ -1,0 +1,53 @@
+"""Pytrees: nested dicts / lists / tuples of arrays, each with a leading restart axis."""
+import numpy as np
+
+
+def tree_map(fn, tree, *rest):
+    """Apply ``fn`` leafwise over trees of the same structure."""
+    if isinstance(tree, dict):
+        return {k: tree_map(fn, tree[k], *(r[k] for r in rest)) for k in tree}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(tree_map(fn, t, *r) for t, *r in zip(tree, *rest))
+    return fn(tree, *rest)
+
+
+def tree_leaves(tree):
+    if isinstance(tree, dict):
+        return [leaf for k in tree for leaf in tree_leaves(tree[k])]
+    if isinstance(tree, (list, tuple)):
+        return [leaf for t in tree for leaf in tree_leaves(t)]
+    return [tree]
+
+
+def _per_restart(mask, leaf):
+    return np.reshape(mask, mask.shape + (1,) * (np.ndim(leaf) - mask.ndim))
+
+
+def tree_where(mask, a, b):
+    """Per restart: ``a`` where ``mask`` (shape (R,)) is True, else ``b``."""
+    return tree_map(lambda x, y: np.where(_per_restart(mask, x), x, y), a, b)
+
+
+def tree_all_finite(tree):
+    """(R,) booleans: every entry of restart r is finite."""
+    oks = [np.all(np.isfinite(leaf).reshape(leaf.shape[0], -1), axis=1) for leaf in tree_leaves(tree)]
+    return np.logical_and.reduce(oks)
+
+
+def tree_take(tree, index):
+    """Restart ``index`` (int: drops the axis; array: keeps it)."""
+    return tree_map(lambda x: np.asarray(x)[index], tree)
+
+
+def tree_stack(trees):
+    """Concatenate trees along the restart axis."""
+    return tree_map(lambda *xs: np.concatenate(xs, axis=0), *trees)
+
+
+def tree_to_lists(tree):
+    """JSON-ready copy (nested lists of floats)."""
+    return tree_map(lambda x: np.asarray(x).tolist(), tree)
+
+
+def tree_from_lists(tree):
+    return tree_map(lambda x: np.asarray(x, dtype=np.float64), tree)
