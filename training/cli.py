@@ -23,13 +23,30 @@ def write_json_atomic(path, record):
         raise
 
 
+# Method-specific options: flag -> (setting, methods that take it).
+METHOD_OPTIONS = {
+    "beta": ("beta", ("beta_vae", "annealed_beta_vae")),
+    "lambda_hz": ("lambda_hz", ("libi",)),
+    "eps_sigma": ("eps_sigma", ("libi",)),
+    "eps_mu": ("eps_mu", ("libi",)),
+    "repeats": ("repeats", ("libi",)),
+    "inference_epochs": ("inference_epochs", ("libi",)),
+    "segments": ("segments", ("lagging",)),
+    "aggressive": ("aggressive", ("lagging",)),
+}
+
+
 def _fit_settings(args):
     settings = {k: v for k, v in (("epochs", args.epochs), ("restarts", args.restarts),
                                   ("lr", args.lr)) if v is not None}
-    if args.beta is not None:
-        if args.method not in ("beta_vae", "annealed_beta_vae"):
-            raise SystemExit(f"error: --beta applies to beta_vae and annealed_beta_vae, not {args.method}")
-        settings["beta"] = args.beta
+    for flag, (name, methods) in METHOD_OPTIONS.items():
+        value = getattr(args, flag)
+        if value is None or value is False:
+            continue
+        if args.method not in methods:
+            raise ValueError(f"--{flag.replace('_', '-')} applies to {', '.join(methods)}, "
+                             f"not {args.method}")
+        settings[name] = value
     return settings
 
 
@@ -43,7 +60,14 @@ def build_parser():
     fit.add_argument("--epochs", type=int)
     fit.add_argument("--restarts", type=int)
     fit.add_argument("--lr", type=float)
-    fit.add_argument("--beta", type=float)
+    fit.add_argument("--beta", type=float, help="beta_vae, annealed_beta_vae: the (final) beta")
+    fit.add_argument("--lambda-hz", type=float, help="libi: weight of exp(HZ)")
+    fit.add_argument("--eps-sigma", type=float, help="libi: covariance penalty scale")
+    fit.add_argument("--eps-mu", type=float, help="libi: mean penalty scale")
+    fit.add_argument("--repeats", type=int, help="libi: repetitions of Steps 1-3")
+    fit.add_argument("--inference-epochs", type=int, help="libi: Step-2 epochs (default --epochs)")
+    fit.add_argument("--segments", type=int, help="lagging: number of segments")
+    fit.add_argument("--aggressive", action="store_true", help="lagging: He et al.'s aggressive schedule")
     fit.add_argument("--is-samples", type=int, default=5000, help="importance samples (default 5000)")
     fit.add_argument("--knn-repeats", type=int, default=20000,
                      help="smooth k-NN repetitions (default 20000; 0 skips)")

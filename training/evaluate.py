@@ -13,7 +13,7 @@ from .knn import DEFAULT_ALPHA, DEFAULT_K, smooth_knn_test
 from .models import LOG_2PI, gaussian_log_density
 
 __all__ = ["log_likelihood_is", "exact_log_likelihood", "test_log_likelihood",
-           "aggregated_posterior", "smooth_knn"]
+           "aggregated_posterior", "mutual_information_estimate", "smooth_knn"]
 
 
 def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0,
@@ -111,6 +111,29 @@ def aggregated_posterior(encoder, phi, x):
     sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
     corr = cov / (sd[:, :, None] * sd[:, None, :]) - np.eye(K)
     return {"mean": mean, "cov": cov, "kl_to_prior": kl, "max_abs_corr": np.abs(corr).max(axis=(1, 2))}
+
+
+def mutual_information_estimate(encoder, phi, x, rng, max_entries=4_000_000):
+    """He et al.'s (2019) estimate of I_q(X;Z) = E_x E_q(z|x)[log q(z|x) - log q(z)]: (R,).
+
+    q(z) is the aggregate (1/N) sum_j q(z | x_j) over the batch ``x``; one
+    draw of z per point. O(N^2 K) per restart, in chunks of restarts.
+    """
+    x = _checks.real_array("x", x, 2)
+    mu, logvar = (np.asarray(a) for a in encoder(phi, x))
+    R, N, K = mu.shape
+    var = np.exp(logvar)
+    z = mu + np.sqrt(var) * rng.standard_normal(mu.shape)
+    neg_entropy = np.mean(-0.5 * np.sum(LOG_2PI + 1.0 + logvar, axis=-1), axis=1)
+    out = np.empty(R)
+    step = max(1, max_entries // (N * N * K))
+    for a in range(0, R, step):
+        b = min(R, a + step)
+        d = z[a:b, :, None, :] - mu[a:b, None, :, :]                    # (r, i, j, K)
+        log_q = -0.5 * np.sum(LOG_2PI + logvar[a:b, None] + d * d / var[a:b, None], axis=-1)
+        log_agg = logsumexp(log_q, axis=2) - np.log(N)
+        out[a:b] = neg_entropy[a:b] - log_agg.mean(axis=1)
+    return out
 
 
 def smooth_knn(data, theta, rng, n=100, repeats=20000, k=DEFAULT_K, alpha=DEFAULT_ALPHA):

@@ -8,14 +8,13 @@ from analysis import _checks
 
 from .datasets import DATASETS, load_dataset
 from .evaluate import aggregated_posterior, smooth_knn, test_log_likelihood
+from .lagging import LaggingVAE
+from .libi import LiBI
 from .trainers import VAE, AnnealedBetaVAE, BetaVAE
 from .trees import tree_to_lists
 
-METHODS = {"vae": VAE, "beta_vae": BetaVAE, "annealed_beta_vae": AnnealedBetaVAE}
-
-
-def register_method(name, cls):
-    METHODS[name] = cls
+METHODS = {"vae": VAE, "beta_vae": BetaVAE, "annealed_beta_vae": AnnealedBetaVAE,
+           "lagging": LaggingVAE, "libi": LiBI}
 
 
 def make_trainer(method, **settings):

@@ -27,6 +27,11 @@ def gaussian_log_density(x, mean, var):
     return -0.5 * np.sum(LOG_2PI + np.log(var) + r * r / var, axis=-1)
 
 
+def _sigmoid(a):
+    """1 / (1 + exp(-a)) to full relative precision in both tails, without overflow."""
+    return np.exp(-np.logaddexp(0.0, -a))
+
+
 class Likelihood:
     """Base class: ``x | z ~ N(mean(theta, z), diag(noise(theta)))``.
 
@@ -100,7 +105,10 @@ class Univariate(Likelihood):
         return self.theta(params)[:, None, None] * z
 
     def noise(self, params):
-        return (self.sigma2 - self.theta(params) ** 2)[:, None]
+        # sigma2 sech^2(u), not sigma2 - theta^2: the difference cancels for large |u|
+        # (and turned negative by rounding once tanh(u) rounds to +-1, e.g. sigma2 = 2, u >= 19).
+        a = np.exp(-2.0 * np.abs(params["u"]))
+        return (self.sigma2 * 4.0 * a / ((1.0 + a) * (1.0 + a)))[:, None]
 
 
 class JTEx(Likelihood):
@@ -133,7 +141,7 @@ class JTEx(Likelihood):
 
     def b_of(self, params):
         if self.learn == "b":
-            return self.sigma2 * nets.sigmoid(params["u"])
+            return self.sigma2 * _sigmoid(params["u"])
         return np.broadcast_to(self.b, (nets.n_restarts(params), 2))
 
     def A_of(self, params):
@@ -160,6 +168,10 @@ class JTEx(Likelihood):
         return h * h * h if self.cubic else h
 
     def noise(self, params):
+        if self.learn == "b":
+            # sigma2 * sigmoid(-u), not sigma2 - b: the difference cancels to 0 near the
+            # corner b -> sigma2 that the VAE objective prefers (SPEC 2.2).
+            return self.sigma2 * _sigmoid(-params["u"])
         return self.sigma2 - self.b_of(params)
 
 
@@ -247,8 +259,11 @@ class Encoder:
     def init(self, rngs):
         sizes = [self.data_dim] + self.hidden_sizes
         trunk = nets.init_mlp(rngs, sizes + [self.latent_dim])
+        # The log-variance head starts at zero weights (an x-independent
+        # variance; trainers set its bias): random weights add an
+        # x-dependence that the ELBO must then slowly unlearn.
         return {"hidden": trunk["hidden"], "mean": trunk["out"],
-                "logvar": nets.init_dense(rngs, sizes[-1], self.latent_dim)}
+                "logvar": nets.init_dense(rngs, sizes[-1], self.latent_dim, scale=0.0)}
 
     def _trunk(self, params, x):
         h = x
@@ -264,6 +279,17 @@ class Encoder:
     def mean(self, params, x):
         """The mean network alone: E_q[z | x] (also LiBI's encoder h(x; varphi))."""
         return nets.dense(params["mean"], self._trunk(params, x))
+
+    def standardize(self, params, X):
+        """Rescale the mean head so the codes of X have mean 0 and unit variances.
+
+        A data-dependent initialization (as in Mishkin & Matas, 2016) that
+        starts LiBI's encoder where its moment penalties are smallest.
+        """
+        Z = onp.asarray(self.mean(params, X))
+        m, s = Z.mean(axis=1), Z.std(axis=1) + 1e-12
+        head = params["mean"]
+        return {**params, "mean": {"W": head["W"] / s[:, None, :], "b": (head["b"] - m) / s}}
 
     @staticmethod
     def deterministic_part(params):
