@@ -7,7 +7,15 @@ import numpy as np
 
 from .gaussian import LinearGaussian
 from .landscape import VAEOptimum, jtex_b_landscape, jtex_vae_optimum
-from . import joint_map, symbolic
+from . import joint_map
+
+
+def __getattr__(name):
+    # sympy takes seconds to import: load the symbolic module on first use.
+    if name == "symbolic":
+        import importlib
+        return importlib.import_module(".symbolic", __name__)
+    raise AttributeError(f"module 'analysis' has no attribute {name!r}")
 
 JTEX_A = np.array([[0.75, 0.25], [1.5, -1.0]])
 JTEX_B = np.array([0.006, 0.006])

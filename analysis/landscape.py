@@ -2,10 +2,8 @@
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.optimize
 
 from . import _checks
-from .compiled import jtex_functions
 from .gaussian import LinearGaussian
 
 __all__ = ["jtex_b_landscape", "jtex_vae_optimum", "VAEOptimum"]
@@ -75,6 +73,7 @@ def jtex_b_landscape(A, sigma2, b1, b2, data_cov=None):
     b1 = _b_values("b1", b1, sigma2).ravel()
     b2 = _b_values("b2", b2, sigma2).ravel()
     S = A @ A.T + sigma2 * np.eye(2) if data_cov is None else _data_cov(data_cov)
+    from .compiled import jtex_functions      # sympy loads on first use only
     f = jtex_functions()
     B1, B2 = b1[:, None], b2[None, :]
     model = (*A.ravel(), B1, B2, sigma2)
@@ -167,6 +166,8 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     restarts = _checks.integer("restarts", restarts, 1)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
         _checks.integer("seed", seed, 0))
+    import scipy.optimize
+    from .compiled import jtex_functions      # sympy loads on first use only
     f = jtex_functions()
     fixed = (b[0], b[1], sigma2, S[0, 0], S[0, 1], S[1, 1])
 

@@ -1,26 +1,10 @@
-"""``python -m training``: fit one method on one data set, write a JSON record."""
+"""``python -m training``: fit one unit (``fit``), run the Table 1 sweep (``table1``), draw Figures 2-5 (``figures``)."""
 import argparse
-import json
-import os
 import sys
-import tempfile
 
 from .datasets import DATASETS
 from .experiment import METHODS, fit_and_evaluate
-
-
-def write_json_atomic(path, record):
-    """Write ``record`` to ``path`` via a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(record, f, indent=1, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+from .jsonio import write_json_atomic
 
 
 # Method-specific options: flag -> (setting, methods that take it).
@@ -73,11 +57,115 @@ def build_parser():
                      help="smooth k-NN repetitions (default 20000; 0 skips)")
     fit.add_argument("--out", required=True, help="result JSON path")
     fit.add_argument("--no-progress", action="store_true")
+
+    t1 = sub.add_parser("table1", help="run (or resume) the Table 1 sweep and write table1.md/.csv")
+    t1.add_argument("--profile", default="quick", help="bundled profile name or JSON path (default quick)")
+    t1.add_argument("--out", required=True, help="results directory (records, config.json, table1.*)")
+    t1.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    t1.add_argument("--scheduler", help="a Dask scheduler address: run units on that cluster")
+    t1.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a profile entry, e.g. train.epochs=500 or grids.beta_vae.beta=[2.0]")
+    t1.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=E")
+    t1.add_argument("--restarts", type=int, help="shorthand for --set train.restarts=R")
+    t1.add_argument("--seeds", help="comma-separated data set seeds, e.g. 0,1,2")
+    t1.add_argument("--datasets", help="comma-separated data set names")
+    t1.add_argument("--methods", help="comma-separated method names")
+    t1.add_argument("--fresh", action="store_true", help="delete the directory's records first")
+    t1.add_argument("--no-progress", action="store_true")
+
+    fig = sub.add_parser("figures", help="Figures 2-5: posterior means of VAE and LiBI")
+    fig.add_argument("--out", required=True, help="folder for figure2.png ... figure5.png")
+    fig.add_argument("--results", help="a table1 results directory: plot its selected models")
+    fig.add_argument("--profile", default="quick", help="settings for models fitted here (default quick)")
+    fig.add_argument("--seed", type=int, default=0, help="data set seed (default 0)")
+    fig.add_argument("--no-progress", action="store_true")
     return parser
+
+
+def _table1_config(args):
+    from .sweep import load_profile, parse_assignment, set_option
+    config = load_profile(args.profile)
+    assignments = [parse_assignment(text) for text in args.set]
+    if args.epochs is not None:
+        assignments.append(("train.epochs", args.epochs))
+    if args.restarts is not None:
+        assignments.append(("train.restarts", args.restarts))
+    for flag, key, convert in (("seeds", "seeds", int), ("datasets", "datasets", str),
+                               ("methods", "methods", str)):
+        text = getattr(args, flag)
+        if text:
+            try:
+                assignments.append((key, [convert(v) for v in text.split(",") if v]))
+            except ValueError:
+                raise ValueError(f"--{flag} expects a comma-separated list, got {text!r}") from None
+    for key, value in assignments:
+        config = set_option(config, key, value)
+    return config
+
+
+def run_table1(args):
+    import os
+    import time
+
+    from . import table
+    from .sweep import load_records, run_sweep
+    config = _table1_config(args)
+    executor = None
+    if args.scheduler:
+        from dask.distributed import Client
+        executor = Client(args.scheduler).get_executor()
+    started = time.time()
+    counts = run_sweep(config, args.out, executor=executor, workers=args.workers, fresh=args.fresh,
+                       progress=not args.no_progress)
+    _, records = load_records(args.out, config)
+    rows = table.aggregate(records, config["datasets"], config["methods"])
+    text = table.markdown(rows, config["datasets"], config["methods"],
+                          title=f"Table 1, profile {config.get('name', '?')}")
+    with open(os.path.join(args.out, "table1.md"), "w") as f:
+        f.write(text)
+    table.write_csv(rows, os.path.join(args.out, "table1.csv"))
+    print(text)
+    print(f"units: {counts['total']} ({counts['skipped']} already finished, {counts['ran']} run, "
+          f"{counts['failed']} failed, {counts['diverged']} diverged, {counts['corrupt']} corrupt "
+          f"recomputed); wall time {time.time() - started:.0f} s -> {args.out}/table1.md, table1.csv")
+    return 0
+
+
+def run_figures(args):
+    from .figures import make_figures
+    from .sweep import expand_units, load_profile, load_records
+    models = {}
+    if args.results:
+        config, records = load_records(args.results)
+        from . import table
+        rows = {(r["dataset"], r["method"]): r for r in
+                table.aggregate(records, config["datasets"], config["methods"])}
+        for r in records:
+            key = (r["dataset"], r["method"])
+            if (r["status"] == "ok" and r["seed"] == args.seed and key in rows
+                    and r["grid_point"] == rows[key]["setting"] and key not in models):
+                models[key] = r["selected"]      # lists: make_figures conforms them
+        fit_config = config
+    else:
+        fit_config = load_profile(args.profile)
+    fit_settings = {}
+    for unit in expand_units(fit_config):
+        fit_settings.setdefault(unit["method"], unit["settings"])
+    paths = make_figures(args.out, models=models, fit_settings=fit_settings, seed=args.seed,
+                         progress=not args.no_progress)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command in ("table1", "figures"):
+        try:
+            return run_table1(args) if args.command == "table1" else run_figures(args)
+        except (ValueError, TypeError) as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     if args.command == "fit":
         try:
             record = fit_and_evaluate(args.dataset, args.seed, args.method, _fit_settings(args),

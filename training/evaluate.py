@@ -12,7 +12,7 @@ from analysis import _checks
 from .knn import DEFAULT_ALPHA, DEFAULT_K, smooth_knn_test
 from .models import LOG_2PI, gaussian_log_density
 
-__all__ = ["log_likelihood_is", "exact_log_likelihood", "test_log_likelihood",
+__all__ = ["log_likelihood_is", "exact_log_likelihood", "held_out_log_likelihood",
            "aggregated_posterior", "mutual_information_estimate", "smooth_knn"]
 
 
@@ -56,7 +56,8 @@ def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inf
     done = 0
     while done < samples:
         s = min(chunk, samples - done)
-        eps = rng.standard_normal((R, s, N, K))
+        # Sample-major draws: the stream does not depend on the chunk size (max_entries).
+        eps = np.moveaxis(rng.standard_normal((s, R, N, K)), 0, 1)
         z = mu[:, None] + sd[:, None] * eps
         mean = np.asarray(likelihood.mean(theta, z.reshape(R, s * N, K))).reshape(R, s, N, -1)
         log_lik = gaussian_log_density(x, mean, noise)
@@ -73,7 +74,7 @@ def exact_log_likelihood(likelihood, theta, x):
     return likelihood.exact(theta).log_likelihood(x)
 
 
-def test_log_likelihood(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0):
+def held_out_log_likelihood(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0):
     """The average test log-likelihood per restart (R,): IS estimate and, where available, exact.
 
     Returns

@@ -7,7 +7,7 @@ import numpy as np
 from analysis import _checks
 
 from .datasets import DATASETS, load_dataset
-from .evaluate import aggregated_posterior, smooth_knn, test_log_likelihood
+from .evaluate import aggregated_posterior, smooth_knn, held_out_log_likelihood
 from .lagging import LaggingVAE
 from .libi import LiBI
 from .trainers import VAE, AnnealedBetaVAE, BetaVAE
@@ -46,7 +46,7 @@ def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     t0 = time.perf_counter()
     lik, enc = data.likelihood, data.encoder
-    ll = test_log_likelihood(lik, trainer.theta_, enc, trainer.phi_, data.test, rng, samples=is_samples)
+    ll = held_out_log_likelihood(lik, trainer.theta_, enc, trainer.phi_, data.test, rng, samples=is_samples)
     out = {"test_ll_is": float(ll["is"][0]), "test_ll_is_se": float(ll["is_se"][0]),
            "test_ll_exact": None if ll["exact"] is None else float(ll["exact"][0])}
     if knn_repeats:
@@ -91,9 +91,10 @@ def fit_and_evaluate(dataset, seed, method, settings=None, is_samples=5000, knn_
     fit_seconds = time.perf_counter() - t0
     return {"dataset": dataset, "seed": seed, "method": method, "settings": settings,
             "metrics": evaluate_model(data, trainer, seed, is_samples, knn_repeats),
-            "selected": tree_to_lists({"theta": trainer.theta_, "phi": trainer.phi_}),
+            "selected": tree_to_lists({"theta": trainer.theta_, "phi": trainer.phi_,
+                                       **({"varphi": trainer.varphi_} if hasattr(trainer, "varphi_") else {})}),
             "best_restart": trainer.best_restart_,
-            "val_objective": trainer.val_objective_.tolist(),
+            "val_objective": trainer.val_objective_,
             "selected_val_objective": float(trainer.val_objective_[trainer.best_restart_]),
-            "diverged": trainer.diverged_.tolist(),
+            "diverged": trainer.diverged_,
             "fit_seconds": fit_seconds, "versions": versions()}

@@ -11,8 +11,14 @@ from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
 
+@primitive
 def relu(a):
-    return np.maximum(a, 0.0)
+    return onp.maximum(a, 0.0)
+
+
+# autograd's generic rule for maximum handles ties with extra passes; here
+# the derivative at 0 is taken as 0.
+defvjp(relu, lambda ans, a: lambda g: g * (ans > 0))
 
 
 def cube_root(a):

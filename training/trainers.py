@@ -23,9 +23,9 @@ from .datasets import Dataset
 from .engine import BatchedRun, NoiseStream, fixed_noise, progress_bar, restart_streams
 from .objectives import neg_elbo
 from .optim import adam
-from .trees import tree_take
+from .trees import tree_map, tree_take
 
-__all__ = ["VAE", "BetaVAE", "AnnealedBetaVAE"]
+__all__ = ["VAE", "BetaVAE", "AnnealedBetaVAE", "InferenceOnly"]
 
 
 def check_dataset(data):
@@ -239,3 +239,50 @@ class AnnealedBetaVAE(BetaVAE):
     def _beta(self, epoch):
         ramp = max(1.0, self.anneal_fraction * self.epochs)
         return float(self.beta) * min(1.0, (epoch + 1) / ramp)
+
+
+class InferenceOnly(VAE):
+    """Fit q_phi by the ELBO with the likelihood frozen at ``theta`` (LiBI's Step 2 alone).
+
+    With ``theta`` the truth this gives the paper's q_{phi_GT} =
+    argmin_phi E_p(x) KL[q_phi(z|x) || p_theta_GT(z|x)] (Figs. 2-5).
+
+    Parameters
+    ----------
+    theta : dict
+        Likelihood parameters with a leading axis of length 1 (broadcast to
+        every restart).
+    **kw
+        As :class:`VAE`.
+
+    Examples
+    --------
+    >>> from training.datasets import load_dataset
+    >>> data = load_dataset("univariate", n_train=50, n_val=50, n_test=50)
+    >>> inf = InferenceOnly(data.truth, epochs=20, restarts=2).fit(data)
+    >>> inf.theta_["u"].tolist() == data.truth["u"].tolist()
+    True
+    """
+
+    def __init__(self, theta=None, **kw):
+        super().__init__(**kw)
+        self.theta = theta
+
+    def fit(self, data):
+        """Train ``phi`` on ``data.train`` with ``theta`` fixed; returns self."""
+        if self.theta is None:
+            raise ValueError("theta must be given (the frozen likelihood parameters)")
+        params, streams = self._setup(data)
+        R = self.restarts
+        params["theta"] = tree_map(lambda a: onp.repeat(onp.asarray(a, dtype=float), R, axis=0), self.theta)
+        params["phi"]["logvar"]["b"] = (onp.zeros_like(params["phi"]["logvar"]["b"])
+                                        + initial_log_variance(data.likelihood, params["theta"], data.train))
+        loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
+        run = BatchedRun(params, adam(self.lr))
+        with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
+            for epoch in range(self.epochs):
+                run.step(loss, ("phi",), epoch, draw())
+                if self._should_validate(epoch):
+                    run.validate(val_loss)
+                    bar.update(epoch + 1 - bar.n)
+        return self._finish(run)

@@ -47,7 +47,3 @@ def tree_stack(trees):
 def tree_to_lists(tree):
     """JSON-ready copy (nested lists of floats)."""
     return tree_map(lambda x: np.asarray(x).tolist(), tree)
-
-
-def tree_from_lists(tree):
-    return tree_map(lambda x: np.asarray(x, dtype=np.float64), tree)

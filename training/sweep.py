@@ -1,0 +1,295 @@
+"""The Table 1 experiment sweep: data set types x seeds x methods x grids, resumable.
+
+A *profile* (``training/profiles/*.json``) is data: data sets, seeds,
+methods, the shared training settings, per-method hyper-parameter grids
+(a list, or a dict keyed by data set name with an optional ``"default"``)
+and the evaluation budget. Every (data set, seed, method, grid point) is a
+*unit*; each finished unit is one self-describing JSON record in the results
+directory, written atomically (temporary file, then rename) by the driver as
+units complete. Re-running the same command skips finished units (status
+``ok`` or ``diverged``) and recomputes failed or corrupt ones, so a sweep
+killed at any point resumes without losing finished work. Units run on any
+``concurrent.futures.Executor``: a local process pool by default, or e.g. a
+Dask cluster's ``Client(...).get_executor()``.
+"""
+import copy
+import glob
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from importlib import resources
+
+from tqdm.auto import tqdm
+
+from .jsonio import write_json_atomic
+from .datasets import DATASETS
+
+PROFILE_DIR = resources.files("training") / "profiles"
+CONFIG_FILE = "config.json"
+RECORD_KEYS = ("unit_id", "config_fingerprint", "status", "dataset", "seed", "method", "settings")
+
+
+class ConfigMismatch(ValueError):
+    """The results directory holds records of another configuration."""
+
+
+def available_profiles():
+    return sorted(p.name[:-5] for p in PROFILE_DIR.iterdir() if p.name.endswith(".json"))
+
+
+def load_profile(name):
+    """The profile ``name`` (a bundled name, or a path to a JSON file)."""
+    path = name if os.path.sep in name or name.endswith(".json") else None
+    if path is None:
+        if name not in available_profiles():
+            raise ValueError(f"profile must be one of {available_profiles()} or a JSON path, got {name!r}")
+        text = (PROFILE_DIR / f"{name}.json").read_text()
+    else:
+        with open(path) as f:
+            text = f.read()
+    return validate_config(json.loads(text))
+
+
+def set_option(config, key, value):
+    """Override a dotted ``key`` (e.g. ``train.epochs``) with ``value``; returns a new config."""
+    config = copy.deepcopy(config)
+    node = config
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+    return validate_config(config)
+
+
+def parse_assignment(text):
+    """``key=value`` with a JSON value (bare words are strings)."""
+    if "=" not in text:
+        raise ValueError(f"--set expects key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def validate_config(config):
+    from .experiment import METHODS
+    for key in ("datasets", "seeds", "methods", "train", "grids", "eval"):
+        if key not in config:
+            raise ValueError(f"profile is missing {key!r}")
+    for name in config["datasets"]:
+        if name not in DATASETS:
+            raise ValueError(f"datasets: unknown data set {name!r}; valid: {sorted(DATASETS)}")
+    for name in config["methods"]:
+        if name not in METHODS:
+            raise ValueError(f"methods: unknown method {name!r}; valid: {sorted(METHODS)}")
+    for name in config["grids"]:
+        if name not in METHODS:
+            raise ValueError(f"grids: unknown method {name!r}; valid: {sorted(METHODS)}")
+    if not config["seeds"] or not all(isinstance(s, int) and s >= 0 for s in config["seeds"]):
+        raise ValueError(f"seeds must be a non-empty list of ints >= 0, got {config['seeds']!r}")
+    for key in ("is_samples", "knn_repeats"):
+        if not isinstance(config["eval"].get(key), int) or config["eval"][key] < 0:
+            raise ValueError(f"eval.{key} must be an int >= 0, got {config['eval'].get(key)!r}")
+    return config
+
+
+def fingerprint(config):
+    """A hash of everything that changes results (not the name or description)."""
+    core = {k: v for k, v in config.items() if k not in ("name", "description")}
+    return hashlib.sha1(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _grid_values(values, dataset):
+    if isinstance(values, dict):
+        return values.get(dataset, values.get("default"))
+    return values
+
+
+def expand_units(config):
+    """Every unit of the sweep, in a deterministic order."""
+    fp = fingerprint(config)
+    units = []
+    for dataset, seed, method in itertools.product(config["datasets"], config["seeds"], config["methods"]):
+        grid = {k: _grid_values(v, dataset) for k, v in config["grids"].get(method, {}).items()}
+        grid = {k: v for k, v in grid.items() if v is not None}
+        keys = sorted(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            point = dict(zip(keys, values))
+            settings = {**config["train"], **config.get("dataset_settings", {}).get(dataset, {}),
+                        **config.get("method_settings", {}).get(method, {}), **point}
+            unit_id = f"{dataset}/{seed}/{method}/{json.dumps(point, sort_keys=True)}"
+            digest = hashlib.sha1(unit_id.encode()).hexdigest()[:10]
+            units.append({"unit_id": unit_id, "file": f"{dataset}-s{seed}-{method}-{digest}.json",
+                          "dataset": dataset, "seed": seed, "method": method, "grid_point": point,
+                          "settings": settings, "eval": dict(config["eval"]), "config_fingerprint": fp})
+    return units
+
+
+def run_unit(unit):
+    """Fit and evaluate one unit; never raises: failures become a record with the error."""
+    from .engine import AllRestartsDiverged
+    from .experiment import fit_and_evaluate, versions
+    started = time.time()
+    base = {k: unit[k] for k in ("unit_id", "config_fingerprint", "dataset", "seed", "method",
+                                 "grid_point", "settings")}
+    try:
+        record = fit_and_evaluate(unit["dataset"], unit["seed"], unit["method"], unit["settings"],
+                                  is_samples=unit["eval"]["is_samples"],
+                                  knn_repeats=unit["eval"]["knn_repeats"])
+        record.update(base, status="ok")
+    except AllRestartsDiverged as err:
+        record = {**base, "status": "diverged", "error": str(err), "versions": versions()}
+    except Exception as err:   # recorded, and the sweep goes on
+        record = {**base, "status": "failed", "error": f"{type(err).__name__}: {err}",
+                  "traceback": traceback.format_exc(), "versions": versions()}
+    record["wall_seconds"] = time.time() - started
+    return record
+
+
+def read_record(path, unit):
+    """The record at ``path`` if it is a finished record of ``unit``; else (None, reason)."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        return None, f"unreadable ({type(err).__name__})"
+    if not isinstance(record, dict) or any(k not in record for k in RECORD_KEYS):
+        return None, "missing fields"
+    if record["unit_id"] != unit["unit_id"] or record["config_fingerprint"] != unit["config_fingerprint"]:
+        return None, "belongs to another unit or configuration"
+    if record["status"] == "ok" and "metrics" not in record:
+        return None, "missing metrics"
+    return record, None
+
+
+def prepare_results_dir(out_dir, config, fresh=False):
+    """Create or check ``out_dir``: refuse a directory of another configuration."""
+    path = os.path.join(out_dir, CONFIG_FILE)
+    fp = fingerprint(config)
+    if fresh and os.path.isdir(out_dir):
+        for name in glob.glob(os.path.join(out_dir, "*.json")) + glob.glob(os.path.join(out_dir, "*.corrupt")):
+            os.remove(name)
+    os.makedirs(out_dir, exist_ok=True)
+    for name in glob.glob(os.path.join(out_dir, ".tmp-*.json")):    # writes cut short by a kill
+        os.remove(name)
+    if os.path.exists(path):
+        try:
+            with open(path) as f:
+                old = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            old = {}
+        if old.get("fingerprint") != fp:
+            raise ConfigMismatch(
+                f"{out_dir} holds results of a different configuration (profile "
+                f"{old.get('config', {}).get('name')!r}, fingerprint {old.get('fingerprint')}; this run "
+                f"{fp}). Mixing them would corrupt the table: use another --out, or --fresh to "
+                f"delete its records and start over.")
+    else:
+        records = glob.glob(os.path.join(out_dir, "*-s*-*.json"))
+        if records:
+            raise ConfigMismatch(f"{out_dir} holds {len(records)} records but no {CONFIG_FILE}: "
+                                 "use another --out, or --fresh to delete them")
+        write_json_atomic(path, {"fingerprint": fp, "config": config})
+    return fp
+
+
+def default_executor(workers):
+    """A local process pool (spawn: clean workers with one BLAS thread each)."""
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progress=True, log=None):
+    """Run every unfinished unit of ``config``, writing records into ``out_dir``.
+
+    Parameters
+    ----------
+    config : dict
+        A profile (see :func:`load_profile`, :func:`set_option`).
+    out_dir : str
+    executor : concurrent.futures.Executor, optional
+        Where units run; default a local process pool of ``workers``.
+    workers : int, optional
+        Local processes (default: the CPU count).
+    fresh : bool
+        Delete this directory's records first.
+    progress : bool
+        A progress bar with an ETA over the units.
+
+    Returns
+    -------
+    dict
+        Counts: ``total``, ``skipped`` (finished before), ``ran``, ``failed``,
+        ``diverged``, ``corrupt`` (recomputed), and ``seconds``.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    validate_config(config)
+    prepare_results_dir(out_dir, config, fresh)
+    units = expand_units(config)
+    todo, corrupt = [], 0
+    for unit in units:
+        path = os.path.join(out_dir, unit["file"])
+        if os.path.exists(path):
+            record, reason = read_record(path, unit)
+            if record is not None and record["status"] in ("ok", "diverged"):
+                continue
+            if record is None:
+                corrupt += 1
+                log(f"corrupt record {path} ({reason}): moved to {path}.corrupt, recomputing")
+                shutil.move(path, path + ".corrupt")
+        todo.append(unit)
+    counts = {"total": len(units), "skipped": len(units) - len(todo), "ran": 0, "failed": 0,
+              "diverged": 0, "corrupt": corrupt}
+    started = time.time()
+    own = executor is None and todo
+    if own:
+        executor = default_executor(workers or os.cpu_count())
+    try:
+        with tqdm(total=len(units), initial=counts["skipped"], disable=not progress, desc="units",
+                  unit="unit", smoothing=0.1) as bar:
+            futures = {executor.submit(run_unit, unit): unit for unit in todo}
+            for future in as_completed(futures):
+                unit = futures[future]
+                try:
+                    record = future.result()
+                except Exception as err:   # a worker died: record it, go on
+                    record = {**{k: unit[k] for k in RECORD_KEYS if k != "status"},
+                              "status": "failed", "error": f"{type(err).__name__}: {err}"}
+                write_json_atomic(os.path.join(out_dir, unit["file"]), record)
+                counts["ran"] += 1
+                if record["status"] in ("failed", "diverged"):
+                    counts[record["status"]] += 1
+                    log(f"unit {unit['unit_id']} {record['status']}: {record.get('error')}")
+                bar.update(1)
+    finally:
+        if own:
+            executor.shutdown(wait=False, cancel_futures=True)
+    counts["seconds"] = time.time() - started
+    return counts
+
+
+def load_records(out_dir, config=None):
+    """The finished records of ``out_dir`` (of ``config`` if given, else of its config.json)."""
+    if config is None:
+        with open(os.path.join(out_dir, CONFIG_FILE)) as f:
+            config = json.load(f)["config"]
+    records = []
+    for unit in expand_units(config):
+        path = os.path.join(out_dir, unit["file"])
+        if os.path.exists(path):
+            record, _ = read_record(path, unit)
+            if record is not None:
+                records.append(record)
+    return config, records
