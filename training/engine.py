@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .nets import n_restarts
 from .flat import TreeDef
-from .trees import tree_map
+from .trees import tree_leaves, tree_map
 
 
 class AllRestartsDiverged(RuntimeError):
@@ -136,6 +136,10 @@ class BatchedRun:
                 updates, new_state[k] = self.optimizer.update(gk, self.state[k])
                 new_flat[k] = self.flat[k] + updates
                 ok &= np.all(np.isfinite(new_flat[k]), axis=1)
+                # A squared gradient can overflow Adam's second moment while
+                # everything else is finite; the restart would silently stall.
+                for leaf in tree_leaves(new_state[k]):
+                    ok &= np.all(np.isfinite(leaf), axis=1)
         watched = np.ones_like(ok) if active is None else active
         self.diverged |= ~ok & watched
         move = (ok & watched)[:, None]

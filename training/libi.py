@@ -28,6 +28,20 @@ from .trees import tree_map
 __all__ = ["LiBI", "MutualInformationConstraint", "code_penalties"]
 
 
+EXP_CAP = 20.0
+
+
+def capped_exp(u, cap=EXP_CAP):
+    """exp(u) for u <= cap, continued linearly (value and slope match) above.
+
+    Eq. 44's exp penalties span hundreds of orders of magnitude: a drifting
+    code mean overflows exp (and Adam's squared gradients) long before the
+    penalty can pull it back. Below exp(20) ~ 5e8 nothing changes.
+    """
+    over = np.maximum(u - cap, 0.0)
+    return np.exp(np.minimum(u, cap)) * (1.0 + over)
+
+
 def code_penalties(Z, lambda_hz, eps_sigma, eps_mu, hz=None):
     """The penalties of Eq. 44 that make the codes Z (R, N, K) look like N(0, I): (R,).
 
@@ -40,12 +54,12 @@ def code_penalties(Z, lambda_hz, eps_sigma, eps_mu, hz=None):
     cov = np.matmul(np.swapaxes(centred, -1, -2), centred) / N
     out = 0.0
     if lambda_hz:
-        out = out + lambda_hz * np.exp(henze_zirkler(Z, check=False) if hz is None else hz)
+        out = out + lambda_hz * capped_exp(henze_zirkler(Z, check=False) if hz is None else hz)
     if onp.isfinite(eps_sigma):
         dev = cov - onp.eye(K)
-        out = out + np.exp(np.sum(dev * dev, axis=(1, 2)) / eps_sigma)
+        out = out + capped_exp(np.sum(dev * dev, axis=(1, 2)) / eps_sigma)
     if onp.isfinite(eps_mu):
-        out = out + np.exp(np.sum(mean * mean, axis=1) / eps_mu)
+        out = out + capped_exp(np.sum(mean * mean, axis=1) / eps_mu)
     return out
 
 
