@@ -131,6 +131,9 @@ def run_table1(args):
     return 0
 
 
+FIGURE_MODELS = [(d, m) for d in ("linear_jtex", "cubic_jtex") for m in ("vae", "libi")]
+
+
 def run_figures(args):
     from .figures import make_figures
     from .sweep import expand_units, load_profile, load_records
@@ -142,6 +145,8 @@ def run_figures(args):
                 table.aggregate(records, config["datasets"], config["methods"])}
         for r in records:
             key = (r["dataset"], r["method"])
+            if key not in FIGURE_MODELS:
+                continue
             if (r["status"] == "ok" and r["seed"] == args.seed and key in rows
                     and r["grid_point"] == rows[key]["setting"] and key not in models):
                 models[key] = r["selected"]      # lists: make_figures conforms them
@@ -150,7 +155,8 @@ def run_figures(args):
         fit_config = load_profile(args.profile)
     fit_settings = {}
     for unit in expand_units(fit_config):
-        fit_settings.setdefault(unit["method"], unit["settings"])
+        if unit["method"] in ("vae", "libi"):
+            fit_settings.setdefault(unit["method"], unit["settings"])
     paths = make_figures(args.out, models=models, fit_settings=fit_settings, seed=args.seed,
                          progress=not args.no_progress)
     for name, path in paths.items():
