@@ -32,7 +32,7 @@ Defaults.  The paper fixes neither ``k`` nor ``alpha``.  Here distances are
 divided by the mean pairwise distance of the pooled sample (a symmetric
 function of the pooled points, so the permutation moments stay exact and the
 statistic is invariant to translations, rotations and global rescaling) and
-``k = DEFAULT_K = 5``, ``alpha = DEFAULT_ALPHA = 5.0`` are fixed constants, the
+``k = DEFAULT_K = 4``, ``alpha = DEFAULT_ALPHA = 5.0`` are fixed constants, the
 same for every method compared.  The mean distance was preferred to the
 median because a per-sample selection pass costs about as much as the rest
 of the statistic; it is less robust to gross outliers.  In a small power
@@ -44,7 +44,10 @@ compromise: smaller values favour shifts and scale changes, larger ones
 favour shape changes.  At that temperature ``k`` mattered little (k = 5:
 rejection rates 0.49, 0.56, 0.63, 0.46, 0.56 at the one-sided 5% normal
 quantile; 0.085 under the null, where the normal approximation is slightly
-liberal); ``k = 5`` keeps it a genuine k-NN graph.  Under exchangeability the
+liberal).  ``k = 4`` rather than 5: at k = 5 many more rows of 100 vs 100
+samples fail the recursion's error bound and take the exact dynamic
+programme, and 20 000 repetitions cost 25 s instead of 17 s of CPU (measured
+on the project's 2-core machine), for no measurable gain in power.  Under exchangeability the
 statistic has mean 0 and variance 1 exactly.
 
 The module is plain NumPy (not differentiable): it is an evaluation metric.
@@ -69,7 +72,7 @@ __all__ = [
     "smooth_knn_test",
 ]
 
-DEFAULT_K = 5
+DEFAULT_K = 4
 DEFAULT_ALPHA = 5.0
 _KAPPA_MAX = 1e4  # rows whose error-amplification bound exceeds this use the DP
 _TINY = 1e-250  # linear-space DP results below this are redone in log space
@@ -410,7 +413,7 @@ def smooth_knn_statistic(X, Y, k=DEFAULT_K, alpha=DEFAULT_ALPHA):
     Y : array_like of float, shape (..., n2, d)
         Second sample(s), ``n2 >= 2``; leading axes broadcast against ``X``.
     k : int, optional
-        Number of neighbours, ``1 <= k <= n1 + n2 - 2``.  Default 5.
+        Number of neighbours, ``1 <= k <= n1 + n2 - 2``.  Default 4.
     alpha : float, optional
         Inverse temperature in units of the mean pairwise distance, finite
         and ``> 0``.  Default 5.0 (see the module docstring).
@@ -424,9 +427,9 @@ def smooth_knn_statistic(X, Y, k=DEFAULT_K, alpha=DEFAULT_ALPHA):
     --------
     >>> X = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     >>> round(float(smooth_knn_statistic(X, X + 0.1)), 6)
-    -0.630836
+    -0.86831
     >>> round(float(smooth_knn_statistic(X, X + 5.0)), 6)
-    4.373198
+    4.440856
     >>> smooth_knn_statistic(np.stack([X, X]), np.stack([X + 0.1, X + 5.0])).shape
     (2,)
     """

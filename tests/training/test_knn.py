@@ -355,5 +355,5 @@ def test_smooth_knn_test_bad_input(kwargs, exc, match):
 
 
 def test_defaults_documented():
-    assert (DEFAULT_K, DEFAULT_ALPHA) == (5, 5.0)
+    assert (DEFAULT_K, DEFAULT_ALPHA) == (4, 5.0)
     assert str(DEFAULT_K) in smooth_knn_statistic.__doc__ and str(DEFAULT_ALPHA) in smooth_knn_statistic.__doc__
