@@ -9,14 +9,6 @@ from training import nets
 from training.engine import restart_streams
 
 
-@pytest.fixture(autouse=True)
-def _seed_check_grads():
-    # check_grads draws its probe directions from numpy's global generator.
-    state = np.random.get_state()
-    np.random.seed(0)
-    yield
-    np.random.set_state(state)
-
 
 def _layer(rng, R, d_in, d_out):
     return {"W": rng.standard_normal((R, d_in, d_out)), "b": rng.standard_normal((R, d_out))}

@@ -13,13 +13,6 @@ from training.objectives import _exact_terms, kl_to_prior, neg_elbo
 R, N = 2, 6
 
 
-@pytest.fixture(autouse=True)
-def _seed_check_grads():
-    state = np.random.get_state()
-    np.random.seed(0)
-    yield
-    np.random.set_state(state)
-
 
 def _args(D=3, K=2, seed=0):
     rng = np.random.default_rng(seed)
