@@ -17,7 +17,7 @@ from autograd.tracer import getval
 
 from analysis import _checks
 
-from .engine import BatchedRun, progress_bar
+from .engine import AllRestartsDiverged, BatchedRun, progress_bar
 from .evaluate import exact_log_likelihood, log_likelihood_is
 from .hz import henze_zirkler
 from .models import Encoder
@@ -313,7 +313,6 @@ class LiBI(VAE):
         self.history_ = history
         ok = onp.where(~diverged & onp.isfinite(best_ll), best_ll, -onp.inf)
         if not onp.any(onp.isfinite(ok)):
-            from .engine import AllRestartsDiverged
             raise AllRestartsDiverged(f"all {diverged.size} LiBI restarts diverged")
         self.best_restart_ = int(onp.argmax(ok))
         pick = onp.array([self.best_restart_])

@@ -14,7 +14,6 @@ Examples
 """
 import numbers
 
-import autograd.numpy as np
 import numpy as onp
 
 from analysis import _checks

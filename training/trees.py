@@ -28,12 +28,6 @@ def tree_where(mask, a, b):
     return tree_map(lambda x, y: np.where(_per_restart(mask, x), x, y), a, b)
 
 
-def tree_all_finite(tree):
-    """(R,) booleans: every entry of restart r is finite."""
-    oks = [np.all(np.isfinite(leaf).reshape(leaf.shape[0], -1), axis=1) for leaf in tree_leaves(tree)]
-    return np.logical_and.reduce(oks)
-
-
 def tree_take(tree, index):
     """Restart ``index`` (int: drops the axis; array: keeps it)."""
     return tree_map(lambda x: np.asarray(x)[index], tree)

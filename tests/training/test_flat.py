@@ -1,7 +1,6 @@
 """training.flat: parameter trees <-> (R, P) matrices."""
 import autograd.numpy as anp
 import numpy as np
-import pytest
 from autograd.test_util import check_grads
 
 from training.flat import TreeDef
