@@ -17,6 +17,8 @@ import numpy as onp
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
+from analysis import _checks
+
 __all__ = ["henze_zirkler", "henze_zirkler_beta", "henze_zirkler_pvalue"]
 
 
@@ -39,15 +41,6 @@ def _check_sample(Z):
     return n, p
 
 
-def _check_size(n, p):
-    """Validate the sample size ``n`` and the dimension ``p``."""
-    for name, value, low in (("n", n, 2), ("p", p, 1)):
-        if isinstance(value, bool) or not isinstance(value, (int, onp.integer)):
-            raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
-        if value < low:
-            raise ValueError(f"{name} must be >= {low}, got {value}")
-
-
 def henze_zirkler_beta(n, p):
     """Smoothing parameter of the Henze--Zirkler statistic.
 
@@ -68,7 +61,8 @@ def henze_zirkler_beta(n, p):
     >>> round(henze_zirkler_beta(4, 1), 12)
     0.880864794936
     """
-    _check_size(n, p)
+    _checks.integer("n", n, 2)
+    _checks.integer("p", p, 1)
     return 2.0**-0.5 * ((2.0 * p + 1.0) * n / 4.0) ** (1.0 / (p + 4.0))
 
 
@@ -205,7 +199,8 @@ def henze_zirkler_pvalue(hz, n, p):
     >>> henze_zirkler_pvalue([0.5, 5.0], 50, 2) < 0.05
     array([False,  True])
     """
-    _check_size(n, p)
+    _checks.integer("n", n, 2)
+    _checks.integer("p", p, 1)
     hz = onp.asarray(getval(hz), dtype=onp.float64)
     if not onp.all(onp.isfinite(hz)) or onp.any(hz < 0):
         raise ValueError("hz must be finite and >= 0")
