@@ -16,6 +16,32 @@ __all__ = ["log_likelihood_is", "exact_log_likelihood", "held_out_log_likelihood
            "aggregated_posterior", "mutual_information_estimate", "smooth_knn"]
 
 
+def importance_chunks(likelihood, theta, encoder, phi, x, rng, samples, inflate, max_entries):
+    """Draws from q_phi(z | x) with variances x ``inflate``, and their log importance weights.
+
+    Yields ``(log_w, z)`` chunks of shapes (R, s, N) and (R, s, N, K),
+    log_w = log p_theta(x | z) + log p(z) - log q(z | x) (normalized densities),
+    until ``samples`` draws per point; R * s * N <= ``max_entries``. Draws are
+    sample-major, so the stream does not depend on the chunk size.
+    """
+    mu, logvar = (np.asarray(a) for a in encoder(phi, x))
+    R, N, K = mu.shape
+    sd = np.sqrt(inflate * np.exp(logvar))
+    log_sd = np.log(sd)
+    noise = np.asarray(likelihood.noise(theta))[:, None, None, :]
+    chunk = int(max(1, min(samples, max_entries // (R * N))))
+    done = 0
+    while done < samples:
+        s = min(chunk, samples - done)
+        eps = np.moveaxis(rng.standard_normal((s, R, N, K)), 0, 1)
+        z = mu[:, None] + sd[:, None] * eps
+        mean = np.asarray(likelihood.mean(theta, z.reshape(R, s * N, K))).reshape(R, s, N, -1)
+        log_prior = -0.5 * np.sum(LOG_2PI + z * z, axis=-1)
+        log_q = -0.5 * np.sum(LOG_2PI + 2 * log_sd[:, None] + eps * eps, axis=-1)
+        yield gaussian_log_density(x, mean, noise) + log_prior - log_q, z
+        done += s
+
+
 def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0,
                       max_entries=2_000_000):
     """Importance-sampled log p_theta(x) per point (paper Eq. 48).
@@ -45,26 +71,10 @@ def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inf
     x = _checks.real_array("x", x, 2)
     samples = _checks.integer("samples", samples, 1)
     inflate = float(_checks.positive("inflate", inflate))
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError("rng must be a numpy.random.Generator")
-    mu, logvar = (np.asarray(a) for a in encoder(phi, x))
-    R, N, K = mu.shape
-    sd = np.sqrt(inflate * np.exp(logvar))
-    noise = np.asarray(likelihood.noise(theta))[:, None, None, :]
-    chunk = int(max(1, min(samples, max_entries // (R * N))))
-    total = np.full((R, N), -np.inf)
-    done = 0
-    while done < samples:
-        s = min(chunk, samples - done)
-        # Sample-major draws: the stream does not depend on the chunk size (max_entries).
-        eps = np.moveaxis(rng.standard_normal((s, R, N, K)), 0, 1)
-        z = mu[:, None] + sd[:, None] * eps
-        mean = np.asarray(likelihood.mean(theta, z.reshape(R, s * N, K))).reshape(R, s, N, -1)
-        log_lik = gaussian_log_density(x, mean, noise)
-        log_prior = -0.5 * np.sum(LOG_2PI + z * z, axis=-1)
-        log_q = -0.5 * np.sum(LOG_2PI + 2 * np.log(sd)[:, None] + eps * eps, axis=-1)
-        total = np.logaddexp(total, logsumexp(log_lik + log_prior - log_q, axis=1))
-        done += s
+    _checks.generator("rng", rng)
+    total = -np.inf
+    for log_w, _ in importance_chunks(likelihood, theta, encoder, phi, x, rng, samples, inflate, max_entries):
+        total = np.logaddexp(total, logsumexp(log_w, axis=1))
     return total - np.log(samples)
 
 

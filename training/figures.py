@@ -53,8 +53,8 @@ from analysis import _checks
 
 from . import experiment
 from .datasets import Dataset, load_dataset
-from .evaluate import exact_log_likelihood, log_likelihood_is
-from .models import Encoder, gaussian_log_density
+from .evaluate import exact_log_likelihood, importance_chunks, log_likelihood_is
+from .models import Encoder
 from .nets import n_restarts
 from .trainers import InferenceOnly
 
@@ -148,26 +148,9 @@ def posterior_mean_is(likelihood, theta, encoder, phi, x, rng, samples=2000, inf
     if n_restarts(theta) != n_restarts(phi):
         raise ValueError(f"theta and phi must have the same number of restarts; "
                          f"got {n_restarts(theta)} and {n_restarts(phi)}")
-    mu, logvar = (np.asarray(a) for a in encoder(phi, x))
-    R, N, K = mu.shape
-    sd = np.sqrt(inflate * np.exp(logvar))
-    log_sd = np.log(sd)
-    noise = np.asarray(likelihood.noise(theta))[:, None, None, :]
-    chunk = int(max(1, min(samples, max_entries // (R * N))))
-    top = np.full((R, N), -np.inf)            # running maximum log weight
-    sum_w = np.zeros((R, N))                  # sums scaled by exp(-top)
-    sum_w2 = np.zeros((R, N))
-    sum_wz = np.zeros((R, N, K))
-    done = 0
-    while done < samples:
-        s = min(chunk, samples - done)
-        # Sample-major draws: the stream does not depend on the chunk size.
-        eps = np.moveaxis(rng.standard_normal((s, R, N, K)), 0, 1)
-        z = mu[:, None] + sd[:, None] * eps                                       # (R, s, N, K)
-        mean = np.asarray(likelihood.mean(theta, z.reshape(R, s * N, K))).reshape(R, s, N, -1)
-        log_w = (gaussian_log_density(x, mean, noise)
-                 - 0.5 * np.sum(z * z, axis=-1)
-                 + np.sum(log_sd[:, None] + 0.5 * eps * eps, axis=-1))            # (R, s, N)
+    top = -np.inf                             # running maximum log weight
+    sum_w = sum_w2 = sum_wz = 0.0             # sums scaled by exp(-top)
+    for log_w, z in importance_chunks(likelihood, theta, encoder, phi, x, rng, samples, inflate, max_entries):
         new_top = np.maximum(top, log_w.max(axis=1))
         shrink = np.exp(top - new_top)
         w = np.exp(log_w - new_top[:, None])
@@ -175,7 +158,6 @@ def posterior_mean_is(likelihood, theta, encoder, phi, x, rng, samples=2000, inf
         sum_w2 = sum_w2 * shrink * shrink + np.sum(w * w, axis=1)
         sum_wz = sum_wz * shrink[..., None] + np.einsum("rsn,rsnk->rnk", w, z)
         top = new_top
-        done += s
     means = sum_wz / sum_w[..., None]
     if not np.all(np.isfinite(means)):
         raise FloatingPointError("non-finite importance weights: the likelihood or proposal "
