@@ -17,11 +17,10 @@ from autograd.tracer import getval
 
 from analysis import _checks
 
-from .engine import AllRestartsDiverged, BatchedRun, progress_bar
+from .engine import AllRestartsDiverged, progress_bar
 from .evaluate import exact_log_likelihood, log_likelihood_is
 from .hz import henze_zirkler
 from .models import Encoder
-from .optim import adam
 from .trainers import VAE, initial_log_variance
 from .trees import tree_map
 
@@ -230,16 +229,6 @@ class LiBI(VAE):
             return value
         return loss
 
-    def _run_phase(self, params, parts, loss, val_loss, epochs, diverged, bar, draw=None):
-        run = BatchedRun(params, adam(self.lr))
-        run.diverged |= diverged
-        for epoch in range(epochs):
-            run.step(loss, parts, *(() if draw is None else (epoch, draw())))
-            if (epoch + 1) % self.eval_every == 0 or epoch == epochs - 1:
-                run.validate(val_loss)
-            bar.update(1)
-        return run
-
     def _val_log_likelihood(self, data, theta, phi, rng):
         """Validation log-likelihood per point minus the task-constraint penalties (R,)."""
         if data.likelihood.linear:
@@ -272,8 +261,9 @@ class LiBI(VAE):
         with progress_bar(total, self.progress, "LiBI") as bar:
             for t in range(self.repeats):
                 # Step 1: likelihood and deterministic encoder.
-                run1 = self._run_phase({"theta": theta, "varphi": varphi}, ("theta", "varphi"),
-                                       lambda p: step1(p), lambda p: step1_val(p), self.epochs, diverged, bar)
+                run1 = self._train({"theta": theta, "varphi": varphi}, ("theta", "varphi"),
+                                   lambda p, epoch, eps: step1(p), step1_val, lambda: None, bar,
+                                   diverged=diverged)
                 diverged |= run1.diverged
                 # The last iterate, not the validation-best: Step 1's validation
                 # objective is ruled by the reconstruction term, which settles
@@ -284,8 +274,8 @@ class LiBI(VAE):
                 phi = enc.init([s[0] for s in streams])
                 phi.update(tree_map(onp.copy, varphi))
                 phi["logvar"]["b"] = onp.zeros_like(phi["logvar"]["b"]) + initial_log_variance(lik, theta, data.train)
-                run2 = self._run_phase({"theta": theta, "phi": phi}, ("phi",), elbo, elbo_val,
-                                       inference_epochs, diverged, bar, draw=draw)
+                run2 = self._train({"theta": theta, "phi": phi}, ("phi",), elbo, elbo_val, draw, bar,
+                                   epochs=inference_epochs, diverged=diverged)
                 diverged |= run2.diverged
                 phi = run2.best["phi"]
                 ll = onp.where(diverged, -onp.inf, self._val_log_likelihood(data, theta, phi, eval_rng))

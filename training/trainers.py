@@ -107,8 +107,27 @@ class _Trainer:
 
         return loss, val_loss, (lambda: None) if noise is None else noise.next
 
-    def _should_validate(self, epoch):
-        return (epoch + 1) % self.eval_every == 0 or epoch == self.epochs - 1
+    def _should_validate(self, epoch, epochs=None):
+        return (epoch + 1) % self.eval_every == 0 or epoch == (epochs or self.epochs) - 1
+
+    def _train(self, params, parts, loss, val_loss, draw, bar, epochs=None, diverged=None):
+        """Adam on ``parts`` of ``params`` for ``epochs``, validating as set: the shared epoch loop.
+
+        ``loss(params, epoch, eps)`` with ``eps = draw()``; ``diverged`` (R,)
+        carries divergence flags in from an earlier phase.
+        """
+        epochs = epochs or self.epochs
+        run = BatchedRun(params, adam(self.lr))
+        if diverged is not None:
+            run.diverged |= diverged
+        shown = 0
+        for epoch in range(epochs):
+            run.step(loss, parts, epoch, draw())
+            if self._should_validate(epoch, epochs):
+                run.validate(val_loss)
+                bar.update(epoch + 1 - shown)
+                shown = epoch + 1
+        return run
 
     def _finish(self, run):
         """Learned attributes from a finished run (SPEC 5 model selection)."""
@@ -175,13 +194,8 @@ class VAE(_Trainer):
         """Train on ``data.train``, select on ``data.val``; returns self."""
         params, streams = self._setup(data)
         loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
-        run = BatchedRun(params, adam(self.lr))
         with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
-            for epoch in range(self.epochs):
-                run.step(loss, ("theta", "phi"), epoch, draw())
-                if self._should_validate(epoch):
-                    run.validate(val_loss)
-                    bar.update(epoch + 1 - bar.n)
+            run = self._train(params, ("theta", "phi"), loss, val_loss, draw, bar)
         return self._finish(run)
 
 
@@ -277,11 +291,6 @@ class InferenceOnly(VAE):
         params["phi"]["logvar"]["b"] = (onp.zeros_like(params["phi"]["logvar"]["b"])
                                         + initial_log_variance(data.likelihood, params["theta"], data.train))
         loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
-        run = BatchedRun(params, adam(self.lr))
         with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
-            for epoch in range(self.epochs):
-                run.step(loss, ("phi",), epoch, draw())
-                if self._should_validate(epoch):
-                    run.validate(val_loss)
-                    bar.update(epoch + 1 - bar.n)
+            run = self._train(params, ("phi",), loss, val_loss, draw, bar)
         return self._finish(run)
