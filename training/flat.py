@@ -6,8 +6,30 @@ is one box, and the optimizer, the divergence check and the per-restart
 freeze become single array operations.
 """
 import numpy as np
+from autograd.extend import defvjp, primitive
 
 from .nets import n_restarts
+
+
+@primitive
+def columns(flat, a, b, shape):
+    """``flat[:, a:b]`` reshaped to ``shape``.
+
+    One primitive whose gradient writes into a zero matrix; autograd's
+    generic slice gradient scatters with the much slower ``np.add.at``.
+    """
+    return np.reshape(flat[:, a:b], shape)
+
+
+def _columns_vjp(ans, flat, a, b, shape):
+    def vjp(g):
+        out = np.zeros(np.shape(flat))
+        out[:, a:b] = np.reshape(g, (out.shape[0], b - a))
+        return out
+    return vjp
+
+
+defvjp(columns, _columns_vjp)
 
 
 def _paths(tree, prefix=()):
@@ -56,12 +78,11 @@ class TreeDef:
         return np.concatenate(leaves, axis=1)
 
     def unflatten(self, flat):
-        """Rebuild the tree from (R, P) ``flat``; works on autograd boxes (slices + reshapes)."""
-        import autograd.numpy as anp
+        """Rebuild the tree from (R, P) ``flat``; works on autograd boxes (one primitive per leaf)."""
         R = flat.shape[0]
         out = _copy(self.skeleton)
         for (path, shape), a, b in zip(self.paths, self.offsets[:-1], self.offsets[1:]):
-            leaf = anp.reshape(flat[:, a:b], (R,) + tuple(shape))
+            leaf = columns(flat, int(a), int(b), (R,) + tuple(shape))
             node = out
             for key in path[:-1]:
                 node = node[key]

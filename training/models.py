@@ -255,6 +255,9 @@ class Encoder:
         self.latent_dim = _checks.integer("latent_dim", latent_dim, 1)
         self.kind = kind
         self.hidden_sizes, self.activations = ENCODER_KINDS[kind]
+        # Networks with hidden layers run as one fused primitive where their
+        # activations allow (nets.fused_mlp); a linear one is a single affine map.
+        self._fused = bool(self.activations) and all(a in nets.FUSED_DERIVATIVES for a in self.activations)
 
     def init(self, rngs):
         sizes = [self.data_dim] + self.hidden_sizes
@@ -273,11 +276,18 @@ class Encoder:
 
     def __call__(self, params, x):
         """Mean and log-variance of q(z | x), each (R, N, K)."""
+        if self._fused:
+            # Both heads as one output layer of one fused network.
+            heads = {k: np.concatenate([params["mean"][k], params["logvar"][k]], axis=-1) for k in ("W", "b")}
+            out = nets.fused_mlp(x, list(params["hidden"]) + [heads], self.activations)
+            return nets.split_last(out, self.latent_dim)
         h = self._trunk(params, x)
         return nets.dense(params["mean"], h), nets.dense(params["logvar"], h)
 
     def mean(self, params, x):
         """The mean network alone: E_q[z | x] (also LiBI's encoder h(x; varphi))."""
+        if self._fused:
+            return nets.fused_mlp(x, list(params["hidden"]) + [params["mean"]], self.activations)
         return nets.dense(params["mean"], self._trunk(params, x))
 
     def standardize(self, params, X):

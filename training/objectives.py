@@ -3,11 +3,15 @@
 All functions return one value per restart, shape (R,): the average over
 data points of  -E_q log p_theta(x | z) + beta * KL[q(z | x) || N(0, I)].
 """
+import threading
+
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp_argnums, primitive
 
 from .models import LOG_2PI, gaussian_log_density
+
+_stash = threading.local()
 
 
 def kl_to_prior(mu, logvar):
@@ -59,6 +63,12 @@ def _exact_vjp(argnums, ans, args, kwargs):
 defvjp_argnums(_exact_terms, _exact_vjp)
 
 
+def _sum_points(a):
+    """Sum (R, N, k) over the points: a BLAS product with ones, ~20x faster than
+    ``a.sum(axis=1)``, whose inner loop runs over the k = 2 components."""
+    return (onp.ones((1, a.shape[1])) @ a)[:, 0, :]
+
+
 @primitive
 def _exact_neg_elbo(W, psi, mu, logvar, x, beta):
     """mean_n [-E_q log p(x_n | z) + beta KL[q(z | x_n) || N(0, I)]] per restart, (R,).
@@ -67,26 +77,36 @@ def _exact_neg_elbo(W, psi, mu, logvar, x, beta):
     primitive: per restart-epoch it is a handful of passes over the data
     instead of dozens of autograd nodes. ``beta`` is a float or (R,).
     """
-    N = mu.shape[1]
+    R, N, K = mu.shape
     inv_psi = 1.0 / psi
     resid = x - mu @ onp.swapaxes(W, -1, -2)
     v = onp.exp(logvar)
     w2 = onp.sum(W * W * inv_psi[:, :, None], axis=1)                                # (R, K)
-    quad = onp.einsum("rd,rd->r", onp.sum(resid * resid, axis=1), inv_psi)
-    spread = onp.einsum("rk,rk->r", onp.sum(v, axis=1), w2)
-    kl = onp.sum(v + mu * mu - 1.0 - logvar, axis=(1, 2))
+    sq = _sum_points(resid * resid)                                                   # (R, D)
+    vsum = _sum_points(v)                                                             # (R, K)
+    quad = onp.einsum("rd,rd->r", sq, inv_psi)
+    spread = onp.einsum("rk,rk->r", vsum, w2)
+    kl = onp.sum(onp.reshape(v + mu * mu - 1.0 - logvar, (R, N * K)), axis=1)
     const = onp.sum(LOG_2PI + onp.log(psi), axis=-1)
-    return 0.5 * const + 0.5 * (quad + spread + beta * kl) / N
+    ans = 0.5 * const + 0.5 * (quad + spread + beta * kl) / N
+    # For the vjp maker, which autograd calls right after this (see nets._stash).
+    _stash.last = (ans, (resid, v, sq, vsum))
+    return ans
 
 
 def _exact_neg_elbo_vjp(argnums, ans, args, kwargs):
     W, psi, mu, logvar, x, beta = args
     N = mu.shape[1]
     inv_psi = 1.0 / psi
-    resid = x - mu @ onp.swapaxes(W, -1, -2)
+    last = getattr(_stash, "last", None)
+    _stash.last = None
+    if last is not None and last[0] is ans:
+        resid, v, sq, vsum = last[1]
+    else:
+        resid = x - mu @ onp.swapaxes(W, -1, -2)
+        v = onp.exp(logvar)
+        sq, vsum = _sum_points(resid * resid), _sum_points(v)
     rp = resid * inv_psi[:, None, :]
-    v = onp.exp(logvar)
-    vsum = onp.sum(v, axis=1)                                                         # (R, K)
     b = onp.reshape(beta, (-1, 1, 1)) if onp.ndim(beta) else beta
 
     def vjp(g):
@@ -95,8 +115,8 @@ def _exact_neg_elbo_vjp(argnums, ans, args, kwargs):
         if 0 in argnums:
             grads[0] = g * (W * inv_psi[:, :, None] * vsum[:, None, :] - onp.swapaxes(rp, -1, -2) @ mu)
         if 1 in argnums:
-            sq = onp.sum(resid * resid, axis=1) + onp.einsum("rk,rdk->rd", vsum, W * W)   # (R, D)
-            grads[1] = 0.5 * g[:, :, 0] * (N * inv_psi - sq * inv_psi * inv_psi)
+            sqv = sq + onp.einsum("rk,rdk->rd", vsum, W * W)                          # (R, D)
+            grads[1] = 0.5 * g[:, :, 0] * (N * inv_psi - sqv * inv_psi * inv_psi)
         if 2 in argnums:
             grads[2] = g * (b * mu - rp @ W)
         if 3 in argnums:
@@ -120,10 +140,11 @@ def expected_reconstruction_exact(likelihood, theta, mu, logvar, x):
 def expected_reconstruction_mc(likelihood, theta, mu, logvar, x, eps):
     """-E_q log p_theta(x | z) by reparameterization: eps (R, S, N, K) -> (R, N)."""
     R, S, N, K = eps.shape
-    z = mu[:, None] + np.exp(0.5 * logvar)[:, None] * eps
+    # reshape, not [:, None]: autograd's indexing gradient scatters with np.add.at
+    z = np.reshape(mu, (R, 1, N, K)) + np.reshape(np.exp(0.5 * logvar), (R, 1, N, K)) * eps
     mean = likelihood.mean(theta, np.reshape(z, (R, S * N, K)))
     mean = np.reshape(mean, (R, S, N, -1))
-    var = likelihood.noise(theta)[:, None, None, :]
+    var = np.reshape(likelihood.noise(theta), (R, 1, 1, -1))
     return -np.mean(gaussian_log_density(x, mean, var), axis=1)
 
 

@@ -217,3 +217,30 @@ def test_deterministic_part_serves_the_mean_network():
     fresh = enc.init(_rngs(11))
     fresh.update(det)
     np.testing.assert_array_equal(enc(fresh, x)[0], enc(params, x)[0])
+
+
+@pytest.mark.parametrize("x_rank", [2, 3])
+def test_fused_mlp_encoder_equals_its_layerwise_network(x_rank):
+    # The 50-ReLU encoder runs trunk and both heads as one fused primitive;
+    # values and gradients must be those of the layer-by-layer network.
+    import autograd.numpy as anp
+    from autograd import grad
+    enc = Encoder(2, 2, "mlp")
+    assert enc._fused
+    layerwise = Encoder(2, 2, "mlp")
+    layerwise._fused = False
+    rng = np.random.default_rng(3)
+    params = enc.init([s[0] for s in restart_streams(0, 3)])
+    params["logvar"]["W"] = 0.1 * rng.standard_normal(params["logvar"]["W"].shape)
+    x = rng.standard_normal((7, 2) if x_rank == 2 else (3, 7, 2))
+    for a, b in zip(enc(params, x), layerwise(params, x)):
+        np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(enc.mean(params, x), layerwise.mean(params, x), rtol=1e-13, atol=1e-13)
+
+    def loss(e):
+        return lambda p: anp.sum(anp.sin(e(p, x)[0]) + anp.exp(0.1 * e(p, x)[1]))
+    got, want = grad(loss(enc))(params), grad(loss(layerwise))(params)
+    for part in ("mean", "logvar"):
+        for k in ("W", "b"):
+            np.testing.assert_allclose(got[part][k], want[part][k], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got["hidden"][0]["W"], want["hidden"][0]["W"], rtol=1e-12, atol=1e-12)

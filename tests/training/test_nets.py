@@ -130,3 +130,92 @@ def test_n_restarts_of_an_empty_tree_raises():
     with pytest.raises(ValueError, match="no arrays"):
         nets.n_restarts({"hidden": [], "out": {}})
     assert nets.n_restarts({"hidden": [], "u": np.zeros(5)}) == 5
+
+
+# ---- the fused MLP -----------------------------------------------------------
+
+def _layers(rng, R, sizes):
+    # Biases away from 0 keep ReLU inputs off their kink for finite differences.
+    return [{"W": rng.standard_normal((R, a, b)), "b": 0.3 + 0.2 * rng.standard_normal((R, b))}
+            for a, b in zip(sizes[:-1], sizes[1:])]
+
+
+def _reference(x, layers, acts):
+    """Layer by layer with the unfused primitives (the path fused_mlp replaces)."""
+    h = x
+    for layer, act in zip(layers[:-1], acts):
+        h = nets.ACTIVATIONS[act](nets.dense(layer, h))
+    return nets.dense(layers[-1], h)
+
+
+CASES = [(["relu"], [2, 7, 4]), (["tanh", "tanh"], [2, 5, 5, 2]),
+         (["sigmoid", "relu", "identity"], [3, 4, 6, 3, 2]), ([], [3, 2])]
+
+
+@pytest.mark.parametrize("acts, sizes", CASES)
+@pytest.mark.parametrize("shared_x", [True, False])
+@pytest.mark.parametrize("block_bytes", [2 ** 21, 1])
+def test_fused_mlp_matches_the_layerwise_network_values_and_gradients(acts, sizes, shared_x, block_bytes,
+                                                                    monkeypatch):
+    # block_bytes = 1: one restart per block, so the blocked loops are exercised.
+    monkeypatch.setattr(nets, "_BLOCK_BYTES", block_bytes)
+    rng = np.random.default_rng(5)
+    R, N = 3, 6
+    layers = _layers(rng, R, sizes)
+    x = rng.standard_normal((N, sizes[0]) if shared_x else (R, N, sizes[0]))
+    target = rng.standard_normal((R, N, sizes[-1]))
+    np.testing.assert_allclose(nets.fused_mlp(x, layers, acts), _reference(x, layers, acts),
+                               rtol=1e-13, atol=1e-13)
+
+    def loss(fn):
+        return lambda x, layers: anp.sum(anp.sin(fn(x, layers) - target))
+
+    fused = loss(lambda x, lay: nets.fused_mlp(x, lay, acts))
+    ref = loss(lambda x, lay: _reference(x, lay, acts))
+    gx, gl = grad(fused, (0, 1))(x, layers)
+    rx, rl = grad(ref, (0, 1))(x, layers)
+    np.testing.assert_allclose(gx, rx, rtol=1e-12, atol=1e-12)
+    for a, b in zip(gl, rl):
+        for k in ("W", "b"):
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-12)
+    check_grads(fused, (0, 1), modes=["rev"], order=1)(x, layers)
+
+
+def test_fused_mlp_gradient_of_the_parameters_alone():
+    # Only some arguments boxed: the input's gradient is not asked for.
+    rng = np.random.default_rng(6)
+    layers = _layers(rng, 2, [2, 5, 2])
+    x = rng.standard_normal((4, 2))
+    check_grads(lambda lay: anp.sum(nets.fused_mlp(x, lay, ["tanh"]) ** 2), modes=["rev"], order=1)(layers)
+
+
+def test_fused_vjp_recomputes_when_the_stash_is_not_its_own():
+    # The vjp maker normally takes the forward pass's activations; if another
+    # forward pass came in between it must recompute, not use the wrong ones.
+    rng = np.random.default_rng(7)
+    layers = _layers(rng, 2, [2, 5, 2])
+    wb = [a for lay in layers for a in (lay["W"], lay["b"])]
+    x, other = rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    ans = nets._fused_forward(x, *wb, acts=("tanh",))
+    nets._fused_forward(other, *wb, acts=("tanh",))
+    g = rng.standard_normal(ans.shape)
+    got = nets._fused_vjp((1,), ans, (x, *wb), {"acts": ("tanh",)})(g)[0]
+    fresh = nets._fused_forward(x, *wb, acts=("tanh",))
+    want = nets._fused_vjp((1,), fresh, (x, *wb), {"acts": ("tanh",)})(g)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+
+
+def test_fused_mlp_needs_one_activation_per_hidden_layer():
+    layers = _layers(np.random.default_rng(8), 1, [2, 3, 2])
+    with pytest.raises(ValueError, match="activations"):
+        nets.fused_mlp(np.ones((2, 2)), layers, [])
+
+
+def test_split_last_values_and_gradient():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 5))
+    a, b = nets.split_last(x, 2)
+    np.testing.assert_array_equal(a, x[..., :2])
+    np.testing.assert_array_equal(b, x[..., 2:])
+    check_grads(lambda x: anp.sum(anp.sin(nets.split_last(x, 2)[0]) * nets.split_last(x, 2)[1][..., :2]),
+                modes=["rev"], order=1)(x)

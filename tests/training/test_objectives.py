@@ -242,3 +242,18 @@ def test_fused_exact_neg_elbo_gradient_and_value(beta):
     bb = np.reshape(b, (-1, 1)) if np.ndim(b) else b
     expected = np.mean(_exact_terms(W, psi, mu, logvar, x) + bb * kl_to_prior(mu, logvar), axis=-1)
     np.testing.assert_allclose(_exact_neg_elbo(W, psi, mu, logvar, x, b), expected, rtol=1e-12)
+
+
+def test_fused_exact_neg_elbo_vjp_recomputes_when_the_stash_is_not_its_own():
+    # The vjp maker takes the forward pass's intermediates; after another
+    # forward pass in between it must recompute them, not use the wrong ones.
+    from training.objectives import _exact_neg_elbo, _exact_neg_elbo_vjp
+    W, psi, mu, logvar, x = _args()
+    args = (W, psi, mu, logvar, x, 1.0)
+    ans = _exact_neg_elbo(*args)
+    _exact_neg_elbo(W, psi, mu + 1.0, logvar, x, 1.0)
+    g = np.linspace(1.0, 2.0, W.shape[0])
+    got = _exact_neg_elbo_vjp((0, 1, 2, 3), ans, args, {})(g)
+    want = _exact_neg_elbo_vjp((0, 1, 2, 3), _exact_neg_elbo(*args), args, {})(g)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-14)
