@@ -176,6 +176,38 @@ class BatchedRun:
         return {"train": np.array(self.train_history).T, "val": np.array(self.val_history).T,
                 "val_epochs": np.array(self.val_epochs)}
 
+    def subset(self, index):
+        """A copy of the run restricted to some restarts, as if they had run alone.
+
+        ``index``: a slice, an index array or a boolean mask (R,) of restarts
+        (an int keeps an axis of length 1). Parameters, optimizer states,
+        validation-best, divergence flags and histories are all restricted,
+        so :meth:`selected_restart` chooses among these restarts only.
+
+        Examples
+        --------
+        >>> from training.optim import adam
+        >>> run = BatchedRun({"theta": {"w": np.arange(6.0).reshape(3, 2)}}, adam())
+        >>> run.diverged[2] = True
+        >>> part = run.subset(slice(1, 3))
+        >>> part.n_restarts, part.params["theta"]["w"].tolist(), part.diverged.tolist()
+        (2, [[2.0, 3.0], [4.0, 5.0]], [False, True])
+        """
+        idx = np.arange(self.n_restarts)[index]
+        idx = np.reshape(idx, (-1,))
+        out = object.__new__(type(self))
+        out.__dict__.update(self.__dict__)
+        out.flat = {k: v[idx] for k, v in self.flat.items()}
+        out.state = {k: tree_map(lambda leaf: np.asarray(leaf)[idx], s) for k, s in self.state.items()}
+        out.diverged = self.diverged[idx]
+        out.best_flat = {k: v[idx] for k, v in self.best_flat.items()}
+        out.best_value = self.best_value[idx]
+        out.best_epoch = self.best_epoch[idx]
+        out.train_history = [h[idx] for h in self.train_history]
+        out.val_history = [h[idx] for h in self.val_history]
+        out.val_epochs = list(self.val_epochs)
+        return out
+
 
 def progress_bar(total, enabled, desc):
     return tqdm(total=total, disable=not enabled, desc=desc, mininterval=0.5, leave=False)

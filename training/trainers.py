@@ -19,12 +19,19 @@ import numpy as onp
 from analysis import _checks
 
 from .datasets import Dataset
-from .engine import BatchedRun, NoiseStream, fixed_noise, progress_bar, restart_streams
+from .engine import (
+    AllRestartsDiverged,
+    BatchedRun,
+    NoiseStream,
+    fixed_noise,
+    progress_bar,
+    restart_streams,
+)
 from .objectives import neg_elbo
-from .optim import adam
-from .trees import tree_map, tree_take
+from .optim import Optimizer, adam
+from .trees import tree_map, tree_stack, tree_take
 
-__all__ = ["VAE", "BetaVAE", "AnnealedBetaVAE", "InferenceOnly"]
+__all__ = ["BATCHABLE", "BATCH_SHARED", "VAE", "AnnealedBetaVAE", "BetaVAE", "InferenceOnly", "fit_batched"]
 
 
 def check_dataset(data):
@@ -89,7 +96,10 @@ class _Trainer:
         return {"theta": theta, "phi": phi}, streams
 
     def _elbo_losses(self, data, streams, beta, val_beta):
-        """Training loss(params, epoch, eps) and validation loss(params) for the ELBO."""
+        """Training loss(params, epoch, eps) and validation loss(params) for the ELBO.
+
+        ``beta(epoch)`` and ``val_beta`` are floats or per-restart arrays (R,).
+        """
         lik, enc = data.likelihood, data.encoder
         X, Xv = data.train, data.val
         K = lik.latent_dim
@@ -110,14 +120,15 @@ class _Trainer:
     def _should_validate(self, epoch, epochs=None):
         return (epoch + 1) % self.eval_every == 0 or epoch == (epochs or self.epochs) - 1
 
-    def _train(self, params, parts, loss, val_loss, draw, bar, epochs=None, diverged=None):
+    def _train(self, params, parts, loss, val_loss, draw, bar, epochs=None, diverged=None, optimizer=None):
         """Adam on ``parts`` of ``params`` for ``epochs``, validating as set: the shared epoch loop.
 
         ``loss(params, epoch, eps)`` with ``eps = draw()``; ``diverged`` (R,)
-        carries divergence flags in from an earlier phase.
+        carries divergence flags in from an earlier phase; ``optimizer``
+        replaces ``adam(self.lr)`` (:func:`fit_batched`: one rate per restart).
         """
         epochs = epochs or self.epochs
-        run = BatchedRun(params, adam(self.lr))
+        run = BatchedRun(params, optimizer or adam(self.lr))
         if diverged is not None:
             run.diverged |= diverged
         shown = 0
@@ -294,3 +305,141 @@ class InferenceOnly(VAE):
         with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
             run = self._train(params, ("phi",), loss, val_loss, draw, bar)
         return self._finish(run)
+
+
+#: The trainer classes :func:`fit_batched` takes, and the settings that fix
+#: the shape of the batched loop and must be equal across its trainers.
+BATCHABLE = (VAE, BetaVAE, AnnealedBetaVAE)
+BATCH_SHARED = ("epochs", "elbo", "mc_samples", "val_mc_samples", "eval_every")
+
+
+def _adam_per_restart(lr):
+    """Adam with learning rate ``lr[r]`` for restart r, on (R, P) matrices.
+
+    The step of ``adam(1.0)`` scaled per row: equal to ``adam(lr[r])`` up to
+    one rounding per step.
+    """
+    lr = onp.asarray(lr, dtype=float)[:, None]
+    unit = adam(1.0)
+
+    def update(grads, state):
+        updates, state = unit.update(grads, state)
+        return lr * updates, state
+
+    return Optimizer(unit.init, update)
+
+
+def _check_batch(trainers, data):
+    if isinstance(trainers, _Trainer):
+        raise TypeError(f"trainers must be a sequence of trainers, got a single {type(trainers).__name__} "
+                        "(use its fit method)")
+    try:
+        trainers = list(trainers)
+    except TypeError:
+        raise TypeError(f"trainers must be a sequence of trainers, got {type(trainers).__name__}") from None
+    if not trainers:
+        raise ValueError("trainers must not be empty")
+    for i, t in enumerate(trainers):
+        if type(t) not in BATCHABLE:
+            raise TypeError(f"trainers[{i}] is a {type(t).__name__}; fit_batched takes "
+                            f"{', '.join(c.__name__ for c in BATCHABLE)} instances only")
+    classes = sorted({type(t).__name__ for t in trainers})
+    if len(classes) > 1:
+        raise TypeError(f"trainers must all be of one class, got {', '.join(classes)}")
+    if len({id(t) for t in trainers}) < len(trainers):
+        raise ValueError("trainers must be distinct objects (the same trainer appears twice)")
+    check_dataset(data)
+    for t in trainers:
+        t._check_settings(data)
+    for name in BATCH_SHARED:
+        values = [getattr(t, name) for t in trainers]
+        if any(v != values[0] for v in values):
+            raise ValueError(f"{name} must be the same for all trainers to fit them batched, "
+                             f"got {name}={values}")
+    return trainers
+
+
+def fit_batched(trainers, data):
+    """Fit several trainers of one kind on ``data`` as one batched computation; returns them, fitted.
+
+    The restarts of all settings run side by side in one batched loop (one
+    gradient evaluation and one Adam step per epoch for all of them). Restart
+    r of ``trainers[g]`` draws what it draws in ``trainers[g].fit(data)`` and
+    sees only its own beta schedule and learning rate, so every trainer ends
+    with the learned attributes of its own ``fit(data)``, up to
+    floating-point rounding; model selection (``best_restart_``) is per
+    trainer, among its own restarts.
+
+    Parameters
+    ----------
+    trainers : sequence of VAE, BetaVAE or AnnealedBetaVAE
+        Non-empty, distinct objects, all of the same class (subclasses with
+        their own loops, e.g. ``InferenceOnly`` or ``LaggingVAE``, are
+        refused). ``epochs``, ``elbo``, ``mc_samples``, ``val_mc_samples`` and
+        ``eval_every`` must be equal; ``beta``, ``anneal_fraction``, ``lr``,
+        ``seed`` and ``restarts`` may differ. A progress bar is shown if any
+        trainer asks for one.
+    data : training.datasets.Dataset
+
+    Returns
+    -------
+    list
+        The same trainer objects, in order, each fitted in place.
+
+    Raises
+    ------
+    TypeError
+        ``trainers`` is not a sequence of one batchable class; ``data`` is
+        not a Dataset.
+    ValueError
+        No trainers, a trainer given twice, a shared setting that differs,
+        or a trainer's own invalid setting (the error of its ``fit``).
+    training.engine.AllRestartsDiverged
+        Every restart of some setting diverged. Raised after all the other
+        trainers were fitted in place; the message names the failed ones and
+        ``err.failed`` lists their indices in ``trainers``.
+
+    Examples
+    --------
+    >>> from training.datasets import load_dataset
+    >>> data = load_dataset("univariate", seed=0, n_train=100, n_val=100, n_test=100)
+    >>> grid = [BetaVAE(beta=b, epochs=30, restarts=2, seed=0) for b in (0.5, 2.0)]
+    >>> fitted = fit_batched(grid, data)
+    >>> fitted[1] is grid[1], [t.beta for t in fitted]
+    (True, [0.5, 2.0])
+    >>> [t.val_objective_.shape for t in fitted], fitted[0].theta_["u"].shape
+    ([(2,), (2,)], (1,))
+    >>> alone = BetaVAE(beta=2.0, epochs=30, restarts=2, seed=0).fit(data)
+    >>> bool(onp.allclose(alone.val_objective_, fitted[1].val_objective_, rtol=1e-9, atol=0))
+    True
+    """
+    trainers = _check_batch(trainers, data)
+    setups = [t._setup(data) for t in trainers]
+    params = tree_stack([p for p, _ in setups])
+    streams = [s for _, ss in setups for s in ss]
+
+    def per_restart(value):
+        return onp.concatenate([onp.full(t.restarts, float(value(t))) for t in trainers])
+
+    lr = per_restart(lambda t: t.lr)
+    optimizer = adam(lr[0]) if onp.all(lr == lr[0]) else _adam_per_restart(lr)
+    lead = trainers[0]
+    loss, val_loss, draw = lead._elbo_losses(data, streams, lambda epoch: per_restart(lambda t: t._beta(epoch)),
+                                             per_restart(lambda t: t._final_beta()))
+    with progress_bar(lead.epochs, any(t.progress for t in trainers), "fit_batched") as bar:
+        run = lead._train(params, ("theta", "phi"), loss, val_loss, draw, bar, optimizer=optimizer)
+    failed = []
+    stop = 0
+    for i, t in enumerate(trainers):
+        start, stop = stop, stop + t.restarts
+        try:
+            t._finish(run.subset(slice(start, stop)))
+        except AllRestartsDiverged as err:
+            failed.append((i, t, err))
+    if failed:
+        names = "; ".join(f"trainers[{i}] = {t!r}" for i, t, _ in failed)
+        err = AllRestartsDiverged(f"all restarts diverged for {len(failed)} of {len(trainers)} settings "
+                                  f"(the others are fitted): {names}")
+        err.failed = [i for i, _, _ in failed]
+        raise err from failed[0][2]
+    return trainers
