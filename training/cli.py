@@ -71,6 +71,9 @@ def build_parser():
     t1.add_argument("--datasets", help="comma-separated data set names")
     t1.add_argument("--methods", help="comma-separated method names")
     t1.add_argument("--fresh", action="store_true", help="delete the directory's records first")
+    t1.add_argument("--no-batch-settings", action="store_true",
+                    help="fit every unit alone (default: the grid points of vae, beta_vae and "
+                         "annealed_beta_vae on one data set and seed are fitted as one batch)")
     t1.add_argument("--no-progress", action="store_true")
 
     fig = sub.add_parser("figures", help="Figures 2-5: posterior means of VAE and LiBI")
@@ -116,7 +119,7 @@ def run_table1(args):
         executor = Client(args.scheduler).get_executor()
     started = time.time()
     counts = run_sweep(config, args.out, executor=executor, workers=args.workers, fresh=args.fresh,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, batch_settings=not args.no_batch_settings)
     _, records = load_records(args.out, config)
     rows = table.aggregate(records, config["datasets"], config["methods"])
     text = table.markdown(rows, config["datasets"], config["methods"],

@@ -1,4 +1,12 @@
-"""One experiment unit: draw a data set, fit a method, evaluate it, return a JSON-ready record."""
+"""One experiment unit: draw a data set, fit a method, evaluate it, return a JSON-ready record.
+
+:func:`fit_and_evaluate` does this for one setting; :func:`fit_and_evaluate_batched`
+for several settings of one batchable method (:func:`batch_key`) on the same
+data set, fitted together by :func:`training.trainers.fit_batched`. Both build
+their records with the same code, so a setting's record does not depend on
+the path that fitted it (up to the timing fields).
+"""
+import json
 import platform
 import time
 
@@ -7,10 +15,11 @@ import numpy as np
 from analysis import _checks
 
 from .datasets import DATASETS, load_dataset
+from .engine import AllRestartsDiverged
 from .evaluate import aggregated_posterior, smooth_knn, held_out_log_likelihood
 from .lagging import LaggingVAE
 from .libi import LiBI
-from .trainers import VAE, AnnealedBetaVAE, BetaVAE
+from .trainers import BATCHABLE, BATCH_SHARED, VAE, AnnealedBetaVAE, BetaVAE, fit_batched
 from .trees import tree_to_lists
 
 METHODS = {"vae": VAE, "beta_vae": BetaVAE, "annealed_beta_vae": AnnealedBetaVAE,
@@ -68,6 +77,71 @@ def versions():
             "autograd": getattr(autograd, "__version__", "unknown")}
 
 
+def batch_varying_settings(method):
+    """The settings that may differ between units of ``method`` fitted as one batch.
+
+    Those of :func:`training.trainers.fit_batched` (every constructor
+    setting but the shared ones and ``progress``); empty when the method's
+    trainer cannot be batched.
+
+    Examples
+    --------
+    >>> sorted(batch_varying_settings("annealed_beta_vae"))
+    ['anneal_fraction', 'beta', 'lr', 'restarts', 'seed']
+    >>> batch_varying_settings("libi")
+    frozenset()
+    """
+    cls = METHODS.get(method)
+    if cls not in BATCHABLE:
+        return frozenset()
+    return frozenset(cls().get_params()) - set(BATCH_SHARED) - {"progress"}
+
+
+def batch_key(method, settings):
+    """A key equal for settings of ``method`` that can be fitted as one batch; None if never.
+
+    Settings may be batched when ``method``'s trainer is batchable and they
+    differ only in :func:`batch_varying_settings`.
+
+    Examples
+    --------
+    >>> batch_key("beta_vae", {"epochs": 10, "beta": 0.5}) == batch_key("beta_vae", {"epochs": 10, "beta": 2.0})
+    True
+    >>> batch_key("beta_vae", {"epochs": 10}) == batch_key("beta_vae", {"epochs": 20})
+    False
+    >>> batch_key("lagging", {"segments": 5}) is None
+    True
+    """
+    varying = batch_varying_settings(method)
+    if not varying:
+        return None
+    fixed = {k: v for k, v in (settings or {}).items() if k not in varying}
+    return method + ":" + json.dumps(fixed, sort_keys=True, default=repr)
+
+
+def _check_unit(dataset, seed):
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
+    return _checks.integer("seed", seed, 0)
+
+
+def _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samples, knn_repeats,
+            shared_by=None):
+    """The record of a fitted ``trainer`` (see :func:`fit_and_evaluate`)."""
+    record = {"dataset": dataset, "seed": seed, "method": method, "settings": settings,
+              "metrics": evaluate_model(data, trainer, seed, is_samples, knn_repeats),
+              "selected": tree_to_lists({"theta": trainer.theta_, "phi": trainer.phi_,
+                                         **({"varphi": trainer.varphi_} if hasattr(trainer, "varphi_") else {})}),
+              "best_restart": trainer.best_restart_,
+              "val_objective": trainer.val_objective_,
+              "selected_val_objective": float(trainer.val_objective_[trainer.best_restart_]),
+              "diverged": trainer.diverged_,
+              "fit_seconds": fit_seconds, "versions": versions()}
+    if shared_by is not None:
+        record["fit_seconds_shared_by"] = shared_by
+    return record
+
+
 def fit_and_evaluate(dataset, seed, method, settings=None, is_samples=5000, knn_repeats=20000,
                      progress=False):
     """Draw ``dataset`` with ``seed``, fit ``method`` with ``settings``, evaluate.
@@ -80,21 +154,86 @@ def fit_and_evaluate(dataset, seed, method, settings=None, is_samples=5000, knn_
         restart), ``val_objective``, ``diverged`` (per restart),
         ``fit_seconds``, ``versions``.
     """
-    if dataset not in DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
-    seed = _checks.integer("seed", seed, 0)
+    seed = _check_unit(dataset, seed)
     settings = dict(settings or {})
     trainer = make_trainer(method, **{"seed": seed, **settings, "progress": progress})
     data = load_dataset(dataset, seed)
     t0 = time.perf_counter()
     trainer.fit(data)
     fit_seconds = time.perf_counter() - t0
-    return {"dataset": dataset, "seed": seed, "method": method, "settings": settings,
-            "metrics": evaluate_model(data, trainer, seed, is_samples, knn_repeats),
-            "selected": tree_to_lists({"theta": trainer.theta_, "phi": trainer.phi_,
-                                       **({"varphi": trainer.varphi_} if hasattr(trainer, "varphi_") else {})}),
-            "best_restart": trainer.best_restart_,
-            "val_objective": trainer.val_objective_,
-            "selected_val_objective": float(trainer.val_objective_[trainer.best_restart_]),
-            "diverged": trainer.diverged_,
-            "fit_seconds": fit_seconds, "versions": versions()}
+    return _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samples, knn_repeats)
+
+
+def fit_and_evaluate_batched(dataset, seed, method, settings_list, is_samples=5000, knn_repeats=20000,
+                             progress=False):
+    """:func:`fit_and_evaluate` for several settings of ``method``, fitted as one batch.
+
+    The data set is drawn once; the trainers of the valid settings are fitted
+    together by :func:`training.trainers.fit_batched` and each is evaluated
+    with the same seeds as by :func:`fit_and_evaluate`, so each record equals
+    that of a separate ``fit_and_evaluate`` (up to floating-point rounding
+    when learning rates differ), except ``fit_seconds``: the batch's fit
+    time, shared by ``fit_seconds_shared_by`` settings.
+
+    Parameters
+    ----------
+    dataset : str
+    seed : int
+    method : str
+        A batchable method (:func:`batch_varying_settings` not empty).
+    settings_list : list of dict
+        Settings that differ only in :func:`batch_varying_settings`.
+    is_samples, knn_repeats, progress
+        As :func:`fit_and_evaluate`.
+
+    Returns
+    -------
+    list
+        One entry per setting, in order: its record, or the exception that
+        ended it: a ``TypeError`` or ``ValueError`` for an invalid setting
+        (the others are fitted without it),
+        :class:`training.engine.AllRestartsDiverged` when all its restarts
+        diverged, or an exception of its evaluation.
+
+    Raises
+    ------
+    ValueError
+        Unknown data set, a method that cannot be batched, or settings that
+        differ in more than the varying ones.
+    Exception
+        Whatever else the batched fit raised (it concerns every setting).
+    """
+    seed = _check_unit(dataset, seed)
+    if not batch_varying_settings(method):
+        raise ValueError(f"method {method!r} cannot be fitted batched; batchable: "
+                         f"{sorted(m for m in METHODS if batch_varying_settings(m))}")
+    settings_list = [dict(s or {}) for s in settings_list]
+    if len({batch_key(method, s) for s in settings_list}) > 1:
+        raise ValueError(f"settings of one batch may differ only in {sorted(batch_varying_settings(method))}")
+    data = load_dataset(dataset, seed)
+    outcomes = [None] * len(settings_list)
+    trainers = {}
+    for i, settings in enumerate(settings_list):
+        try:   # an invalid setting fails alone, as it would unbatched
+            trainer = make_trainer(method, **{"seed": seed, **settings, "progress": progress})
+            trainer._check_settings(data)
+            trainers[i] = trainer
+        except (TypeError, ValueError) as err:
+            outcomes[i] = err
+    order = list(trainers)
+    t0 = time.perf_counter()
+    if order:
+        try:
+            fit_batched([trainers[i] for i in order], data)
+        except AllRestartsDiverged as err:
+            for j in err.failed:
+                outcomes[order[j]] = err
+    fit_seconds = time.perf_counter() - t0
+    for i in order:
+        if outcomes[i] is None:
+            try:
+                outcomes[i] = _record(dataset, seed, method, settings_list[i], data, trainers[i], fit_seconds,
+                                      is_samples, knn_repeats, shared_by=len(order))
+            except Exception as err:   # this setting's evaluation: the others are fine
+                outcomes[i] = err
+    return outcomes

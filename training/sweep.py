@@ -8,9 +8,25 @@ and the evaluation budget. Every (data set, seed, method, grid point) is a
 directory, written atomically (temporary file, then rename) by the driver as
 units complete. Re-running the same command skips finished units (status
 ``ok`` or ``diverged``) and recomputes failed or corrupt ones, so a sweep
-killed at any point resumes without losing finished work. Units run on any
-``concurrent.futures.Executor``: a local process pool by default, or e.g. a
-Dask cluster's ``Client(...).get_executor()``.
+killed at any point resumes without losing finished work.
+
+The unfinished units of one data set, seed and batchable method (``vae``,
+``beta_vae``, ``annealed_beta_vae``) whose settings differ only in what
+:func:`training.trainers.fit_batched` lets differ (``beta``, ``lr``, ...; see
+:func:`training.experiment.batch_key`) form a *group*: one worker call fits
+them as one batched computation and evaluates each with the seeds of its
+unbatched run, so the records are those of separate runs (same unit ids,
+files and metrics), plus ``batched_with`` (the other unit ids of the group)
+and ``fit_seconds_shared_by`` / ``wall_seconds_shared_by`` (``fit_seconds``
+and ``wall_seconds`` are the group's). A setting whose restarts all diverged
+is ``diverged`` while the others of its group are ``ok``; any other error of
+the batched fit makes every unit of the group ``failed``. Resume stays per
+unit: only a group's unfinished units run again (as a smaller group; a
+single one alone). ``run_sweep(..., batch_settings=False)`` (CLI
+``--no-batch-settings``) runs every unit alone.
+
+Groups and single units run on any ``concurrent.futures.Executor``: a local
+process pool by default, or e.g. a Dask cluster's ``Client(...).get_executor()``.
 """
 import copy
 import glob
@@ -136,25 +152,83 @@ def expand_units(config):
     return units
 
 
-def run_unit(unit):
-    """Fit and evaluate one unit; never raises: failures become a record with the error."""
+def _unit_record(unit, outcome, tb=None):
+    """The record of ``unit`` from ``outcome``: its fit's record, or the exception that ended it."""
     from .engine import AllRestartsDiverged
-    from .experiment import fit_and_evaluate, versions
-    started = time.time()
+    from .experiment import versions
     base = {k: unit[k] for k in ("unit_id", "config_fingerprint", "dataset", "seed", "method",
                                  "grid_point", "settings")}
+    if isinstance(outcome, dict):
+        return {**outcome, **base, "status": "ok"}
+    if isinstance(outcome, AllRestartsDiverged):
+        return {**base, "status": "diverged", "error": str(outcome), "versions": versions()}
+    return {**base, "status": "failed", "error": f"{type(outcome).__name__}: {outcome}",
+            "traceback": tb or "".join(traceback.format_exception(outcome)), "versions": versions()}
+
+
+def run_unit(unit):
+    """Fit and evaluate one unit; never raises: failures become a record with the error."""
+    from .experiment import fit_and_evaluate
+    started = time.time()
+    tb = None
     try:
-        record = fit_and_evaluate(unit["dataset"], unit["seed"], unit["method"], unit["settings"],
-                                  is_samples=unit["eval"]["is_samples"],
-                                  knn_repeats=unit["eval"]["knn_repeats"])
-        record.update(base, status="ok")
-    except AllRestartsDiverged as err:
-        record = {**base, "status": "diverged", "error": str(err), "versions": versions()}
+        outcome = fit_and_evaluate(unit["dataset"], unit["seed"], unit["method"], unit["settings"],
+                                   is_samples=unit["eval"]["is_samples"],
+                                   knn_repeats=unit["eval"]["knn_repeats"])
     except Exception as err:   # recorded, and the sweep goes on
-        record = {**base, "status": "failed", "error": f"{type(err).__name__}: {err}",
-                  "traceback": traceback.format_exc(), "versions": versions()}
+        outcome, tb = err, traceback.format_exc()
+    record = _unit_record(unit, outcome, tb)
     record["wall_seconds"] = time.time() - started
     return record
+
+
+def run_group(units):
+    """Fit a group's units as one batch and evaluate each; one record per unit, never raises.
+
+    A group of one unit is :func:`run_unit`.
+    """
+    if len(units) == 1:
+        return [run_unit(units[0])]
+    from .experiment import fit_and_evaluate_batched
+    started = time.time()
+    first = units[0]
+    try:
+        outcomes = fit_and_evaluate_batched(first["dataset"], first["seed"], first["method"],
+                                            [u["settings"] for u in units],
+                                            is_samples=first["eval"]["is_samples"],
+                                            knn_repeats=first["eval"]["knn_repeats"])
+        tb = None
+    except Exception as err:   # the batched fit failed: every unit of the group, and the sweep goes on
+        outcomes, tb = [err] * len(units), traceback.format_exc()
+    wall = time.time() - started
+    ids = [u["unit_id"] for u in units]
+    records = []
+    for unit, outcome in zip(units, outcomes):
+        record = _unit_record(unit, outcome, tb)
+        record.update(batched_with=[i for i in ids if i != unit["unit_id"]], wall_seconds=wall,
+                      wall_seconds_shared_by=len(units))
+        records.append(record)
+    return records
+
+
+def plan_groups(units, batch_settings=True):
+    """``units`` as a list of groups (lists of units fitted in one worker call), in order.
+
+    With ``batch_settings``, units of one data set, seed, method and
+    evaluation budget whose settings share a
+    :func:`training.experiment.batch_key` form one group; every other unit
+    is a group of its own.
+    """
+    from .experiment import batch_key
+    groups = {}
+    for unit in units:
+        key = batch_key(unit["method"], unit["settings"]) if batch_settings else None
+        if key is None:
+            key = ("unit", unit["unit_id"])
+        else:
+            key = ("group", unit["dataset"], unit["seed"], json.dumps(unit["eval"], sort_keys=True), key)
+        groups.setdefault(key, []).append(unit)
+    return list(groups.values())
 
 
 def read_record(path, unit):
@@ -211,7 +285,8 @@ def default_executor(workers):
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
 
 
-def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progress=True, log=None):
+def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progress=True, log=None,
+              batch_settings=True):
     """Run every unfinished unit of ``config``, writing records into ``out_dir``.
 
     Parameters
@@ -220,19 +295,25 @@ def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progres
         A profile (see :func:`load_profile`, :func:`set_option`).
     out_dir : str
     executor : concurrent.futures.Executor, optional
-        Where units run; default a local process pool of ``workers``.
+        Where groups and units run; default a local process pool of ``workers``.
     workers : int, optional
         Local processes (default: the CPU count).
     fresh : bool
         Delete this directory's records first.
     progress : bool
         A progress bar with an ETA over the units.
+    log : callable, optional
+        Receives messages (default: print to stderr).
+    batch_settings : bool
+        Fit the unfinished units of a group (see the module docstring) as
+        one batch; False runs every unit alone.
 
     Returns
     -------
     dict
-        Counts: ``total``, ``skipped`` (finished before), ``ran``, ``failed``,
-        ``diverged``, ``corrupt`` (recomputed), and ``seconds``.
+        Counts of units: ``total``, ``skipped`` (finished before), ``ran``,
+        ``batched`` (ran in a group of several), ``failed``, ``diverged``,
+        ``corrupt`` (recomputed); ``groups`` (worker calls) and ``seconds``.
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     validate_config(config)
@@ -250,8 +331,10 @@ def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progres
                 log(f"corrupt record {path} ({reason}): moved to {path}.corrupt, recomputing")
                 shutil.move(path, path + ".corrupt")
         todo.append(unit)
-    counts = {"total": len(units), "skipped": len(units) - len(todo), "ran": 0, "failed": 0,
-              "diverged": 0, "corrupt": corrupt}
+    groups = plan_groups(todo, batch_settings)
+    counts = {"total": len(units), "skipped": len(units) - len(todo), "ran": 0,
+              "batched": sum(len(g) for g in groups if len(g) > 1), "failed": 0, "diverged": 0,
+              "corrupt": corrupt, "groups": len(groups)}
     started = time.time()
     own = executor is None and todo
     if own:
@@ -259,20 +342,27 @@ def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progres
     try:
         with tqdm(total=len(units), initial=counts["skipped"], disable=not progress, desc="units",
                   unit="unit", smoothing=0.1) as bar:
-            futures = {executor.submit(run_unit, unit): unit for unit in todo}
+            futures = {(executor.submit(run_unit, group[0]) if len(group) == 1
+                        else executor.submit(run_group, group)): group for group in groups}
             for future in as_completed(futures):
-                unit = futures[future]
+                group = futures[future]
                 try:
-                    record = future.result()
+                    records = future.result()
+                    records = [records] if isinstance(records, dict) else records
                 except Exception as err:   # a worker died: record it, go on
-                    record = {**{k: unit[k] for k in RECORD_KEYS if k != "status"},
-                              "status": "failed", "error": f"{type(err).__name__}: {err}"}
-                write_json_atomic(os.path.join(out_dir, unit["file"]), record)
-                counts["ran"] += 1
-                if record["status"] in ("failed", "diverged"):
-                    counts[record["status"]] += 1
-                    log(f"unit {unit['unit_id']} {record['status']}: {record.get('error')}")
-                bar.update(1)
+                    records = [{**{k: unit[k] for k in RECORD_KEYS if k != "status"},
+                                "status": "failed", "error": f"{type(err).__name__}: {err}"}
+                               for unit in group]
+                    if len(group) > 1:
+                        for unit, record in zip(group, records):
+                            record["batched_with"] = [u["unit_id"] for u in group if u is not unit]
+                for unit, record in zip(group, records):
+                    write_json_atomic(os.path.join(out_dir, unit["file"]), record)
+                    counts["ran"] += 1
+                    if record["status"] in ("failed", "diverged"):
+                        counts[record["status"]] += 1
+                        log(f"unit {unit['unit_id']} {record['status']}: {record.get('error')}")
+                bar.update(len(group))
     finally:
         if own:
             executor.shutdown(wait=False, cancel_futures=True)
