@@ -9,7 +9,13 @@ Measures, single-threaded:
    warm-up fit; CPU time (``time.process_time``) and wall time, best of
    ``--repeats``; and the batching gain, the per-restart-epoch cost at R = 1
    over that at R = 100.
+   For Mobius, the time of its tanh evaluations alone (the decoder's hidden
+   units on the training draws and, amortized, the validation draws), a
+   floor that batching cannot remove, and the largest gain it leaves.
    1b. LiBI Step 1 at R = 1 and 10 on the same data sets, beside the VAE's.
+   1c. Several hyper-parameter settings as one batched computation
+   (``training.trainers.fit_batched``, 3 beta-VAE settings) against the same
+   settings fitted one after another, at R = 2 and 10 restarts per setting.
 2. The importance-sampled test log-likelihood of 500 test points with 5000
    samples each (``training.evaluate.log_likelihood_is``, one restart) on
    ``linear_jtex`` and ``mobius``.
@@ -46,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from training.datasets import load_dataset  # noqa: E402
 from training.engine import restart_streams  # noqa: E402
 from training.evaluate import log_likelihood_is, smooth_knn  # noqa: E402
-from training.trainers import VAE  # noqa: E402
+from training.trainers import VAE, BetaVAE, fit_batched  # noqa: E402
 
 TARGET_GAIN, TARGET_IS_S, TARGET_KNN_S = 10.0, 2.0, 20.0
 
@@ -77,6 +83,33 @@ def bench_training(data, restarts, epochs, repeats):
         cpu, wall, _ = timed(lambda: VAE(epochs=epochs, restarts=R, seed=0).fit(data), repeats)
         rows[R] = (1e6 * cpu / (R * epochs), 1e6 * wall / (R * epochs))
     return rows
+
+
+def tanh_floor(data, repeats, restarts=100):
+    """CPU microseconds per restart-epoch of the Mobius decoder's tanh units alone.
+
+    Per epoch a VAE fit evaluates them on mc_samples x N training draws and,
+    every ``eval_every`` epochs, on val_mc_samples x N validation draws.
+    """
+    vae = VAE()
+    widths = sum(data.likelihood.sizes[1:-1])
+    per_epoch = widths * (vae.mc_samples * len(data.train)
+                          + vae.val_mc_samples * len(data.val) / vae.eval_every)
+    a = np.random.default_rng(0).standard_normal(int(restarts * per_epoch))
+    out = np.empty_like(a)
+    cpu, _, _ = timed(lambda: np.tanh(a, out=out), repeats + 2)
+    return 1e6 * cpu / restarts
+
+
+def bench_settings(data, betas, restarts, epochs, repeats):
+    """Per restart-epoch CPU microseconds: ``betas`` fitted batched vs one after another."""
+    def grid():
+        return [BetaVAE(beta=b, epochs=epochs, restarts=restarts, seed=0) for b in betas]
+    fit_batched(grid(), data)                                                 # warm-up
+    batched, _, _ = timed(lambda: fit_batched(grid(), data), repeats)
+    separate, _, _ = timed(lambda: [t.fit(data) for t in grid()], repeats)
+    n = len(betas) * restarts * epochs
+    return 1e6 * batched / n, 1e6 * separate / n
 
 
 def bench_libi_step1(data, restarts, epochs, repeats):
@@ -170,6 +203,11 @@ def main(argv=None):
             ok = gains[name][0] >= TARGET_GAIN
             print(f"{'':<12} batching gain R={lo} / R={hi} per restart-epoch: CPU {gains[name][0]:.1f}x, "
                   f"wall {gains[name][1]:.1f}x (target >= {TARGET_GAIN:g}x: {'met' if ok else 'MISSED'})")
+            if name == "mobius":
+                floor = tanh_floor(data, args.repeats)
+                bound = rows[lo][0] / (floor + (rows[lo][0] - floor) / hi)
+                print(f"{'':<12} tanh units alone: {floor:.0f} us per restart-epoch; with everything else "
+                      f"free at R={hi}, the gain could be at most {bound:.1f}x")
             if not ok:   # profile both ends: R=lo is overhead, R=hi is array work
                 missed.append((f"training {name} R={lo}, {args.epochs} epochs",
                                lambda d=data: VAE(epochs=args.epochs, restarts=lo, seed=0).fit(d)))
@@ -185,6 +223,16 @@ def main(argv=None):
         for R, (cpu, wall) in rows.items():
             print(f"{name:<12} {'LiBI-1':<6} {R:>5} {cpu:>17.1f} {wall:>18.1f} {cpu * R * args.epochs / 1e6:>10.2f}")
     print("   (LinearJTEx's encoder is affine and invertible: HZ(Z) = HZ(X) is constant and computed once.)")
+
+    betas = (0.5, 2.0, 5.0)
+    print(f"\n1c. {len(betas)} beta-VAE settings (beta = {betas}), {args.epochs} epochs: fit_batched vs "
+          f"one fit after another, CPU us per (setting x restart x epoch), best of {args.repeats}")
+    for name in ("linear_jtex", "mobius"):
+        data = load_dataset(name, seed=0)
+        for R in (2, 10):
+            batched, separate = bench_settings(data, betas, R, args.epochs, args.repeats)
+            print(f"{name:<12} R={R:<3} batched {batched:8.1f}  separate {separate:8.1f}  "
+                  f"gain {separate / batched:.2f}x")
 
     print(f"\n2. Importance-sampled test log-likelihood: 500 points x {args.is_samples} samples, one restart")
     for name in ("linear_jtex", "mobius"):
