@@ -81,7 +81,9 @@ def summarize(results):
     for path in glob.glob(os.path.join(results, "*-s*-*.json")):
         with open(path) as f:
             r = json.load(f)
-        total += r.get("fit_seconds", 0) + r.get("metrics", {}).get("eval_seconds", 0)
+        # a batched group's records each carry the group's fit time: count it once
+        total += (r.get("fit_seconds", 0) / r.get("fit_seconds_shared_by", 1)
+                  + r.get("metrics", {}).get("eval_seconds", 0))
         n += 1
     print(f"{results}: {n} records, sum of unit times {total:.0f} s "
           f"(~ the 1-worker wall time, given one core per running unit)")

@@ -5,8 +5,10 @@ lookup and builds zero-filled siblings in the backward pass); a flat matrix
 is one box, and the optimizer, the divergence check and the per-restart
 freeze become single array operations.
 """
+import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
+from autograd.tracer import isbox
 
 from .nets import n_restarts
 
@@ -23,6 +25,9 @@ def columns(flat, a, b, shape):
 
 def _columns_vjp(ans, flat, a, b, shape):
     def vjp(g):
+        if isbox(g):   # second derivatives: stay differentiable
+            R, P = np.shape(flat)
+            return anp.pad(anp.reshape(g, (R, b - a)), [(0, 0), (a, P - b)], mode="constant")
         out = np.zeros(np.shape(flat))
         out[:, a:b] = np.reshape(g, (out.shape[0], b - a))
         return out

@@ -11,6 +11,7 @@ import threading
 
 import autograd.numpy as np
 import numpy as onp
+from autograd import make_vjp
 from autograd.extend import defvjp, defvjp_argnums, primitive
 from autograd.tracer import getval, isbox
 
@@ -138,7 +139,7 @@ _stash = threading.local()
 
 
 def _blocks(R, N, widths):
-    per_restart = 8 * N * max(1, sum(widths))
+    per_restart = 8 * max(1, N) * max(1, sum(widths))
     size = int(max(1, min(R, _BLOCK_BYTES // per_restart)))
     return [slice(r, min(R, r + size)) for r in range(0, R, size)]
 
@@ -178,7 +179,7 @@ def _fused_forward(x, *wb, acts, keep=True):
         hs = _forward_block(x, Ws, bs, acts, rs)
         out[rs] = onp.swapaxes(hs[-1], 1, 2)
         if keep:
-            saved.append(hs)
+            saved.append(hs[:-1])           # the backward pass never reads the output
     if keep:
         # The vjp maker runs right after this call (autograd builds the node
         # at forward time); it takes the activations instead of recomputing them.
@@ -196,6 +197,8 @@ def _fused_vjp(argnums, ans, args, kwargs):
     L = len(Ws)
 
     def vjp(g):
+        if isbox(g) or any(isbox(a) for a in args):
+            return _layerwise_vjp(argnums, args, acts, g)
         grads = {i: onp.zeros_like(args[i]) for i in argnums if i > 0}
         gx = onp.zeros(x.shape) if 0 in argnums else None
         for j, rs in enumerate(blocks):
@@ -229,6 +232,29 @@ def _fused_vjp(argnums, ans, args, kwargs):
     return vjp
 
 
+def _layerwise(x, *wb, acts):
+    h = x
+    for i in range(len(wb) // 2):
+        h = _affine(h, wb[2 * i], wb[2 * i + 1])
+        if i < len(acts):
+            h = ACTIVATIONS[acts[i]](h)
+    return h
+
+
+def _layerwise_vjp(argnums, args, acts, g):
+    """The gradient by the layer-by-layer network, differentiable again.
+
+    Used when an outer trace differentiates the backward pass (second
+    derivatives): the fused gradient is plain numpy and would drop it.
+    """
+    def f(diff):
+        full = list(args)
+        for i, d in zip(argnums, diff):
+            full[i] = d
+        return _layerwise(*full, acts=acts)
+    return make_vjp(f)(tuple(args[i] for i in argnums))[0](g)
+
+
 _fused = primitive(_fused_forward)
 defvjp_argnums(_fused, _fused_vjp)
 
@@ -259,6 +285,11 @@ def fused_mlp(x, layers, activations):
         raise ValueError(f"activations must name one activation per hidden layer "
                          f"({len(layers) - 1}), got {len(activations)}")
     wb = [a for layer in layers for a in (layer["W"], layer["b"])]
+    R = onp.shape(wb[0])[0]
+    if onp.ndim(x) not in (2, 3) or (onp.ndim(x) == 3 and onp.shape(x)[0] != R):
+        raise ValueError(f"x must have shape (N, d) or (R, N, d) with R = {R} restarts, got {onp.shape(x)}")
+    if onp.shape(x)[-1] != onp.shape(wb[0])[1]:
+        raise ValueError(f"x has {onp.shape(x)[-1]} features; the first layer takes {onp.shape(wb[0])[1]}")
     if not any(isbox(a) for a in [x] + wb):     # not differentiated: keep no activations
         return _fused_forward(x, *wb, acts=tuple(activations), keep=False)
     return _fused(x, *wb, acts=tuple(activations))
@@ -271,6 +302,9 @@ def _last_columns(x, a, b):
 
 def _last_columns_vjp(ans, x, a, b):
     def vjp(g):
+        if isbox(g):   # second derivatives: stay differentiable
+            pad = [(0, 0)] * (onp.ndim(x) - 1) + [(a, onp.shape(x)[-1] - b)]
+            return np.pad(g, pad, mode="constant")
         out = onp.zeros(onp.shape(x))
         out[..., a:b] = g
         return out

@@ -8,6 +8,7 @@ import threading
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp_argnums, primitive
+from autograd.tracer import isbox
 
 from .models import LOG_2PI, gaussian_log_density
 
@@ -43,6 +44,7 @@ def _exact_vjp(argnums, ans, args, kwargs):
     w2 = onp.sum(W * W * inv_psi[:, :, None], axis=1)                           # (R, K)
 
     def vjp(g):
+        _first_order_only(g, args)
         gg = g[:, :, None]
         grads = {}
         if 0 in argnums:
@@ -69,8 +71,7 @@ def _sum_points(a):
     return (onp.ones((1, a.shape[1])) @ a)[:, 0, :]
 
 
-@primitive
-def _exact_neg_elbo(W, psi, mu, logvar, x, beta):
+def _exact_neg_elbo_forward(W, psi, mu, logvar, x, beta, keep=True):
     """mean_n [-E_q log p(x_n | z) + beta KL[q(z | x_n) || N(0, I)]] per restart, (R,).
 
     The whole exact objective of a linear-Gaussian likelihood as one
@@ -89,9 +90,18 @@ def _exact_neg_elbo(W, psi, mu, logvar, x, beta):
     kl = onp.sum(onp.reshape(v + mu * mu - 1.0 - logvar, (R, N * K)), axis=1)
     const = onp.sum(LOG_2PI + onp.log(psi), axis=-1)
     ans = 0.5 * const + 0.5 * (quad + spread + beta * kl) / N
-    # For the vjp maker, which autograd calls right after this (see nets._stash).
-    _stash.last = (ans, (resid, v, sq, vsum))
+    if keep:   # for the vjp maker, which autograd calls right after this (see nets._stash)
+        _stash.last = (ans, (resid, v, sq, vsum))
     return ans
+
+
+_exact_neg_elbo = primitive(_exact_neg_elbo_forward)
+
+
+def _first_order_only(g, args):
+    if isbox(g) or any(isbox(a) for a in args):
+        raise NotImplementedError("the exact ELBO's hand-written gradient is first order only: "
+                                  "second derivatives through it are not implemented")
 
 
 def _exact_neg_elbo_vjp(argnums, ans, args, kwargs):
@@ -110,6 +120,7 @@ def _exact_neg_elbo_vjp(argnums, ans, args, kwargs):
     b = onp.reshape(beta, (-1, 1, 1)) if onp.ndim(beta) else beta
 
     def vjp(g):
+        _first_order_only(g, args)
         g = onp.asarray(g)[:, None, None] / N
         grads = {}
         if 0 in argnums:
@@ -166,7 +177,10 @@ def neg_elbo(likelihood, theta, mu, logvar, x, beta=1.0, eps=None):
     """
     if eps is None:
         beta = onp.asarray(beta, dtype=float) if onp.ndim(beta) else float(beta)
-        return _exact_neg_elbo(likelihood.loading(theta), likelihood.noise(theta), mu, logvar, x, beta)
+        args = (likelihood.loading(theta), likelihood.noise(theta), mu, logvar, x, beta)
+        if not any(isbox(a) for a in args):     # not differentiated: keep nothing for a vjp
+            return _exact_neg_elbo_forward(*args, keep=False)
+        return _exact_neg_elbo(*args)
     rec = expected_reconstruction_mc(likelihood, theta, mu, logvar, x, eps)
     beta = np.reshape(beta, (-1, 1)) if np.ndim(beta) else beta
     return np.mean(rec + beta * kl_to_prior(mu, logvar), axis=-1)

@@ -219,3 +219,32 @@ def test_split_last_values_and_gradient():
     np.testing.assert_array_equal(b, x[..., 2:])
     check_grads(lambda x: anp.sum(anp.sin(nets.split_last(x, 2)[0]) * nets.split_last(x, 2)[1][..., :2]),
                 modes=["rev"], order=1)(x)
+
+
+def test_second_derivatives_through_the_fused_primitives():
+    # The fused gradients are plain numpy; under an outer trace they fall
+    # back to differentiable forms, so second derivatives stay right.
+    from training import flat
+    rng = np.random.default_rng(10)
+    layers = _layers(rng, 2, [2, 4, 2])
+    x = rng.standard_normal((2, 5, 2))
+    check_grads(lambda W: anp.sum(nets.fused_mlp(x, [layers[0], {"W": W, "b": layers[1]["b"]}], ["tanh"]) ** 2),
+                modes=["rev"], order=2)(layers[1]["W"])
+    check_grads(lambda W: anp.sum(nets.fused_mlp(x, [{"W": W, "b": layers[0]["b"]}, layers[1]], ["tanh"]) ** 2),
+                modes=["rev"], order=2)(layers[0]["W"])
+    check_grads(lambda f: anp.sum(anp.tanh(flat.columns(f, 1, 3, (2, 2))) ** 3), modes=["rev"], order=2)(
+        rng.standard_normal((2, 4)))
+    check_grads(lambda x: anp.sum(anp.sin(nets.split_last(x, 2)[0]) ** 2 * nets.split_last(x, 2)[1][..., :2]),
+                modes=["rev"], order=2)(rng.standard_normal((2, 3, 5)))
+
+
+@pytest.mark.parametrize("x_shape, match", [((3, 5, 2), "R = 2"), ((5,), "shape"), ((5, 3), "features")])
+def test_fused_mlp_refuses_inputs_of_the_wrong_shape(x_shape, match):
+    layers = _layers(np.random.default_rng(11), 2, [2, 4, 2])
+    with pytest.raises(ValueError, match=match):
+        nets.fused_mlp(np.ones(x_shape), layers, ["relu"])
+
+
+def test_fused_mlp_of_no_points():
+    layers = _layers(np.random.default_rng(12), 2, [2, 4, 2])
+    assert nets.fused_mlp(np.ones((0, 2)), layers, ["relu"]).shape == (2, 0, 2)

@@ -257,3 +257,24 @@ def test_fused_exact_neg_elbo_vjp_recomputes_when_the_stash_is_not_its_own():
     want = _exact_neg_elbo_vjp((0, 1, 2, 3), _exact_neg_elbo(*args), args, {})(g)
     for a, b in zip(got, want):
         np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_second_derivatives_of_the_exact_elbo_raise_instead_of_being_wrong():
+    from autograd import grad
+    W, psi, mu, logvar, x = _args(D=2)
+    lik = JTEx(JTEX_A, JTEX_B, JTEX_SIGMA2)
+    theta = {"A": np.repeat(JTEX_A[None], W.shape[0], axis=0)}
+
+    def first(m):
+        return anp.sum(grad(lambda m: anp.sum(neg_elbo(lik, theta, m, logvar, x)))(m) ** 2)
+    with pytest.raises(NotImplementedError, match="first order"):
+        grad(first)(mu)
+
+
+def test_an_undifferentiated_exact_elbo_keeps_nothing_for_a_vjp():
+    from training import objectives
+    W, psi, mu, logvar, x = _args(D=2)
+    lik = JTEx(JTEX_A, JTEX_B, JTEX_SIGMA2)
+    objectives._stash.last = None
+    neg_elbo(lik, {"A": np.repeat(JTEX_A[None], W.shape[0], axis=0)}, mu, logvar, x)
+    assert objectives._stash.last is None
