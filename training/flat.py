@@ -5,36 +5,14 @@ lookup and builds zero-filled siblings in the backward pass); a flat matrix
 is one box, and the optimizer, the divergence check and the per-restart
 freeze become single array operations.
 """
-import autograd.numpy as anp
 import numpy as np
-from autograd.extend import defvjp, primitive
-from autograd.tracer import isbox
 
-from .nets import n_restarts
+from .nets import n_restarts, slice_last
 
 
-@primitive
 def columns(flat, a, b, shape):
-    """``flat[:, a:b]`` reshaped to ``shape``.
-
-    One primitive whose gradient writes into a zero matrix; autograd's
-    generic slice gradient scatters with the much slower ``np.add.at``.
-    """
-    return np.reshape(flat[:, a:b], shape)
-
-
-def _columns_vjp(ans, flat, a, b, shape):
-    def vjp(g):
-        if isbox(g):   # second derivatives: stay differentiable
-            R, P = np.shape(flat)
-            return anp.pad(anp.reshape(g, (R, b - a)), [(0, 0), (a, P - b)], mode="constant")
-        out = np.zeros(np.shape(flat))
-        out[:, a:b] = np.reshape(g, (out.shape[0], b - a))
-        return out
-    return vjp
-
-
-defvjp(columns, _columns_vjp)
+    """``flat[:, a:b]`` reshaped to ``shape``: one primitive (:func:`training.nets.slice_last`)."""
+    return slice_last(flat, a, b, shape)
 
 
 def _paths(tree, prefix=()):

@@ -7,13 +7,13 @@ restarts, so R restarts cost one array program, not R Python calls; a whole
 MLP is one primitive (:func:`fused_mlp`) run feature-major in cache-sized
 blocks of restarts.
 """
-import threading
-
 import autograd.numpy as np
 import numpy as onp
 from autograd import make_vjp
 from autograd.extend import defvjp, defvjp_argnums, primitive
 from autograd.tracer import getval, isbox
+
+from . import forward_cache
 
 
 @primitive
@@ -87,10 +87,7 @@ def mlp(params, x, activations):
     layers = list(params["hidden"]) + [params["out"]]
     if all(act in FUSED_DERIVATIVES for act in activations):
         return fused_mlp(x, layers, activations)
-    h = x
-    for layer, act in zip(params["hidden"], activations):
-        h = ACTIVATIONS[act](dense(layer, h))
-    return dense(params["out"], h)
+    return _layerwise(x, *[a for layer in layers for a in (layer["W"], layer["b"])], acts=activations)
 
 
 # ---- the fused MLP ---------------------------------------------------------
@@ -135,7 +132,6 @@ FUSED_DERIVATIVES = {"relu": (_relu_inplace, _relu_backward, True),
 # between the passes of one layer (measured: blocks of ~2 MB run the Mobius
 # encoder 2.8x faster than one pass over 100 restarts).
 _BLOCK_BYTES = 2 ** 21
-_stash = threading.local()
 
 
 def _blocks(R, N, widths):
@@ -181,18 +177,14 @@ def _fused_forward(x, *wb, acts, keep=True):
         if keep:
             saved.append(hs[:-1])           # the backward pass never reads the output
     if keep:
-        # The vjp maker runs right after this call (autograd builds the node
-        # at forward time); it takes the activations instead of recomputing them.
-        _stash.last = (out, saved)
+        forward_cache.put(out, saved)
     return out
 
 
 def _fused_vjp(argnums, ans, args, kwargs):
     x, wb, acts = args[0], args[1:], kwargs["acts"]
     Ws, bs = wb[0::2], wb[1::2]
-    last = getattr(_stash, "last", None)
-    _stash.last = None
-    saved = last[1] if last is not None and last[0] is ans else None
+    saved = forward_cache.take(ans)
     blocks = _blocks(Ws[0].shape[0], x.shape[-2], [W.shape[-1] for W in Ws])
     L = len(Ws)
 
@@ -296,28 +288,35 @@ def fused_mlp(x, layers, activations):
 
 
 @primitive
-def _last_columns(x, a, b):
-    return x[..., a:b]
+def slice_last(x, a, b, shape=None):
+    """``x[..., a:b]``, reshaped to ``shape`` if given, as one primitive.
+
+    Its gradient writes into a zero array by slice assignment; autograd's
+    generic slice gradient scatters with the much slower ``np.add.at``.
+    """
+    out = x[..., a:b]
+    return out if shape is None else onp.reshape(out, shape)
 
 
-def _last_columns_vjp(ans, x, a, b):
+def _slice_last_vjp(ans, x, a, b, shape=None):
+    sliced = onp.shape(x)[:-1] + (b - a,)
+
     def vjp(g):
         if isbox(g):   # second derivatives: stay differentiable
             pad = [(0, 0)] * (onp.ndim(x) - 1) + [(a, onp.shape(x)[-1] - b)]
-            return np.pad(g, pad, mode="constant")
+            return np.pad(np.reshape(g, sliced), pad, mode="constant")
         out = onp.zeros(onp.shape(x))
-        out[..., a:b] = g
+        out[..., a:b] = onp.reshape(g, sliced)
         return out
     return vjp
 
 
-defvjp(_last_columns, _last_columns_vjp)
+defvjp(slice_last, _slice_last_vjp)
 
 
 def split_last(x, k):
-    """``x[..., :k], x[..., k:]`` with a slice-assignment gradient (not ``np.add.at``)."""
-    d = x.shape[-1]
-    return _last_columns(x, 0, k), _last_columns(x, k, d)
+    """``x[..., :k], x[..., k:]`` (see :func:`slice_last`)."""
+    return slice_last(x, 0, k), slice_last(x, k, x.shape[-1])
 
 
 def init_dense(rngs, d_in, d_out, scale=None):

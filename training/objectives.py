@@ -3,16 +3,13 @@
 All functions return one value per restart, shape (R,): the average over
 data points of  -E_q log p_theta(x | z) + beta * KL[q(z | x) || N(0, I)].
 """
-import threading
-
 import autograd.numpy as np
 import numpy as onp
 from autograd.extend import defvjp_argnums, primitive
 from autograd.tracer import isbox
 
+from . import forward_cache
 from .models import LOG_2PI, gaussian_log_density
-
-_stash = threading.local()
 
 
 def kl_to_prior(mu, logvar):
@@ -71,6 +68,13 @@ def _sum_points(a):
     return (onp.ones((1, a.shape[1])) @ a)[:, 0, :]
 
 
+def _exact_intermediates(W, mu, logvar, x):
+    """Residuals x - W mu, variances exp(logvar), and their sums over points."""
+    resid = x - mu @ onp.swapaxes(W, -1, -2)
+    v = onp.exp(logvar)
+    return resid, v, _sum_points(resid * resid), _sum_points(v)
+
+
 def _exact_neg_elbo_forward(W, psi, mu, logvar, x, beta, keep=True):
     """mean_n [-E_q log p(x_n | z) + beta KL[q(z | x_n) || N(0, I)]] per restart, (R,).
 
@@ -80,18 +84,15 @@ def _exact_neg_elbo_forward(W, psi, mu, logvar, x, beta, keep=True):
     """
     R, N, K = mu.shape
     inv_psi = 1.0 / psi
-    resid = x - mu @ onp.swapaxes(W, -1, -2)
-    v = onp.exp(logvar)
+    resid, v, sq, vsum = saved = _exact_intermediates(W, mu, logvar, x)
     w2 = onp.sum(W * W * inv_psi[:, :, None], axis=1)                                # (R, K)
-    sq = _sum_points(resid * resid)                                                   # (R, D)
-    vsum = _sum_points(v)                                                             # (R, K)
     quad = onp.einsum("rd,rd->r", sq, inv_psi)
     spread = onp.einsum("rk,rk->r", vsum, w2)
     kl = onp.sum(onp.reshape(v + mu * mu - 1.0 - logvar, (R, N * K)), axis=1)
     const = onp.sum(LOG_2PI + onp.log(psi), axis=-1)
     ans = 0.5 * const + 0.5 * (quad + spread + beta * kl) / N
-    if keep:   # for the vjp maker, which autograd calls right after this (see nets._stash)
-        _stash.last = (ans, (resid, v, sq, vsum))
+    if keep:
+        forward_cache.put(ans, saved)
     return ans
 
 
@@ -108,14 +109,7 @@ def _exact_neg_elbo_vjp(argnums, ans, args, kwargs):
     W, psi, mu, logvar, x, beta = args
     N = mu.shape[1]
     inv_psi = 1.0 / psi
-    last = getattr(_stash, "last", None)
-    _stash.last = None
-    if last is not None and last[0] is ans:
-        resid, v, sq, vsum = last[1]
-    else:
-        resid = x - mu @ onp.swapaxes(W, -1, -2)
-        v = onp.exp(logvar)
-        sq, vsum = _sum_points(resid * resid), _sum_points(v)
+    resid, v, sq, vsum = forward_cache.take(ans) or _exact_intermediates(W, mu, logvar, x)
     rp = resid * inv_psi[:, None, :]
     b = onp.reshape(beta, (-1, 1, 1)) if onp.ndim(beta) else beta
 

@@ -22,8 +22,10 @@ def adam(lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
 
     Parameters
     ----------
-    lr : float
-        Learning rate (> 0); the paper's 0.01 by default.
+    lr : float or array
+        Learning rate (> 0); the paper's 0.01 by default. An array
+        broadcasts against every leaf: on (R, P) parameter matrices an
+        (R, 1) column gives restart r its own rate (several settings batched).
     b1, b2 : float
         Moment decay rates in [0, 1).
     eps : float
@@ -43,7 +45,8 @@ def adam(lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
     >>> apply_updates(params, updates)["w"]
     array([ 0.9, -1.9])
     """
-    lr = float(_checks.positive("lr", lr))
+    lr = _checks.positive("lr", lr)
+    lr = float(lr) if lr.ndim == 0 else lr
     for name, value in (("b1", b1), ("b2", b2)):
         if not 0 <= value < 1:
             raise ValueError(f"{name} must be in [0, 1), got {value}")

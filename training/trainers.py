@@ -28,7 +28,7 @@ from .engine import (
     restart_streams,
 )
 from .objectives import neg_elbo
-from .optim import Optimizer, adam
+from .optim import adam
 from .trees import tree_map, tree_stack, tree_take
 
 __all__ = ["BATCHABLE", "BATCH_SHARED", "VAE", "AnnealedBetaVAE", "BetaVAE", "InferenceOnly", "fit_batched"]
@@ -313,22 +313,6 @@ BATCHABLE = (VAE, BetaVAE, AnnealedBetaVAE)
 BATCH_SHARED = ("epochs", "elbo", "mc_samples", "val_mc_samples", "eval_every")
 
 
-def _adam_per_restart(lr):
-    """Adam with learning rate ``lr[r]`` for restart r, on (R, P) matrices.
-
-    The step of ``adam(1.0)`` scaled per row: equal to ``adam(lr[r])`` up to
-    one rounding per step.
-    """
-    lr = onp.asarray(lr, dtype=float)[:, None]
-    unit = adam(1.0)
-
-    def update(grads, state):
-        updates, state = unit.update(grads, state)
-        return lr * updates, state
-
-    return Optimizer(unit.init, update)
-
-
 def _check_batch(trainers, data):
     if isinstance(trainers, _Trainer):
         raise TypeError(f"trainers must be a sequence of trainers, got a single {type(trainers).__name__} "
@@ -421,8 +405,7 @@ def fit_batched(trainers, data):
     def per_restart(value):
         return onp.concatenate([onp.full(t.restarts, float(value(t))) for t in trainers])
 
-    lr = per_restart(lambda t: t.lr)
-    optimizer = adam(lr[0]) if onp.all(lr == lr[0]) else _adam_per_restart(lr)
+    optimizer = adam(per_restart(lambda t: t.lr)[:, None])     # one rate per restart (row)
     lead = trainers[0]
     loss, val_loss, draw = lead._elbo_losses(data, streams, lambda epoch: per_restart(lambda t: t._beta(epoch)),
                                              per_restart(lambda t: t._final_beta()))

@@ -148,6 +148,18 @@ def test_aggregated_posterior_monte_carlo(model, random_pd):
                    f"aggregated posterior covariance (mean_field={mean_field})")
 
 
+def _all_quantities(m, x, S):
+    """Every quantity of a LinearGaussian (single or batched) at data x and second moment S."""
+    return {
+        "marginal_cov": m.marginal_cov(), "posterior_cov": m.posterior_cov(),
+        "posterior_precision": m.posterior_precision(), "M": m.posterior_mean_map(),
+        "posterior_mean": m.posterior(x)[0], "mi": m.mutual_information(),
+        "mf_kl": m.mean_field_kl(), "mf_var": m.mean_field_variances(),
+        "mle": m.mle_term(S), "objective": m.vae_objective(S),
+        "ell": m.expected_log_likelihood(S), "ll": m.log_likelihood(x),
+        "agg": m.aggregated_posterior_cov(S), "agg_true": m.aggregated_posterior_cov(S, False)}
+
+
 def test_true_aggregated_posterior_is_the_prior(random_pd):
     rng = np.random.default_rng(7)
     for D, K in [(1, 1), (2, 2), (3, 2), (4, 3)]:
@@ -169,26 +181,12 @@ def test_batch_equals_loop(random_pd):
     x = rng.standard_normal((6, D))
     batch = LinearGaussian(W, Psi)
     assert batch.batch_shape == (3, 4)
-    out = {
-        "marginal_cov": batch.marginal_cov(), "posterior_cov": batch.posterior_cov(),
-        "posterior_precision": batch.posterior_precision(), "M": batch.posterior_mean_map(),
-        "posterior_mean": batch.posterior(x)[0], "mi": batch.mutual_information(),
-        "mf_kl": batch.mean_field_kl(), "mf_var": batch.mean_field_variances(),
-        "mle": batch.mle_term(S), "objective": batch.vae_objective(S),
-        "ell": batch.expected_log_likelihood(S), "ll": batch.log_likelihood(x),
-        "agg": batch.aggregated_posterior_cov(S), "agg_true": batch.aggregated_posterior_cov(S, False)}
+    out = _all_quantities(batch, x, S)
     assert out["mi"].shape == (3, 4) and out["posterior_mean"].shape == (3, 4, 6, K)
     for i in range(3):
         for j in range(4):
             m = LinearGaussian(W[i, j], Psi[j])
-            one = {
-                "marginal_cov": m.marginal_cov(), "posterior_cov": m.posterior_cov(),
-                "posterior_precision": m.posterior_precision(), "M": m.posterior_mean_map(),
-                "posterior_mean": m.posterior(x)[0], "mi": m.mutual_information(),
-                "mf_kl": m.mean_field_kl(), "mf_var": m.mean_field_variances(),
-                "mle": m.mle_term(S), "objective": m.vae_objective(S),
-                "ell": m.expected_log_likelihood(S), "ll": m.log_likelihood(x),
-                "agg": m.aggregated_posterior_cov(S), "agg_true": m.aggregated_posterior_cov(S, False)}
+            one = _all_quantities(m, x, S)
             for key, value in one.items():
                 np.testing.assert_allclose(out[key][i, j], value, rtol=1e-12, atol=1e-14, err_msg=key)
     xs, zs = batch.sample(5, np.random.default_rng(0))

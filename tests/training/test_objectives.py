@@ -272,9 +272,9 @@ def test_second_derivatives_of_the_exact_elbo_raise_instead_of_being_wrong():
 
 
 def test_an_undifferentiated_exact_elbo_keeps_nothing_for_a_vjp():
-    from training import objectives
+    from training import forward_cache
     W, psi, mu, logvar, x = _args(D=2)
     lik = JTEx(JTEX_A, JTEX_B, JTEX_SIGMA2)
-    objectives._stash.last = None
+    forward_cache._last.entry = None
     neg_elbo(lik, {"A": np.repeat(JTEX_A[None], W.shape[0], axis=0)}, mu, logvar, x)
-    assert objectives._stash.last is None
+    assert getattr(forward_cache._last, "entry", None) is None

@@ -99,3 +99,22 @@ def test_state_is_elementwise_with_tree_map():
 def test_bad_settings_raise_naming_the_argument(kw, name):
     with pytest.raises(ValueError, match=name):
         adam(**kw)
+
+
+def test_a_learning_rate_per_row_equals_separate_optimizers():
+    # fit_batched gives each restart (row) its own rate: an (R, 1) column.
+    rng = np.random.default_rng(3)
+    params = {"w": rng.standard_normal((3, 4))}
+    lrs = np.array([0.01, 0.1, 0.003])
+    opt = adam(lrs[:, None])
+    state = opt.init(params)
+    singles = [adam(lr) for lr in lrs]
+    single_states = [o.init({"w": params["w"][r]}) for r, o in enumerate(singles)]
+    for _ in range(5):
+        g = {"w": rng.standard_normal((3, 4))}
+        updates, state = opt.update(g, state)
+        for r, o in enumerate(singles):
+            u, single_states[r] = o.update({"w": g["w"][r]}, single_states[r])
+            np.testing.assert_array_equal(updates["w"][r], u["w"])
+    with pytest.raises(ValueError, match="lr"):
+        adam(np.array([[0.01], [-1.0]]))
