@@ -13,6 +13,8 @@ from autograd import grad
 from autograd.tracer import getval
 from tqdm.auto import tqdm
 
+from analysis import _checks
+
 from .nets import n_restarts
 from .flat import TreeDef
 from .trees import tree_leaves, tree_map
@@ -70,9 +72,16 @@ class BatchedRun:
         Parts (e.g. ``{"theta": ..., "phi": ...}``) that can be stepped
         alone; each has its own optimizer state.
     optimizer : training.optim.Optimizer
+    patience : int or None
+        The stopping rule: a restart stops once its validation objective has
+        not fallen by more than ``tol`` for ``patience`` epochs (None: off).
+    tol : float
+    near_best : float or None
+        Also keep, per restart, the latest parameters validated within this
+        margin of the best value (:attr:`kept`).
     """
 
-    def __init__(self, params, optimizer):
+    def __init__(self, params, optimizer, patience=None, tol=0.0, near_best=None):
         self.defs = {k: TreeDef(v) for k, v in params.items()}
         self.flat = {k: self.defs[k].flatten(v) for k, v in params.items()}
         self.optimizer = optimizer
@@ -84,10 +93,37 @@ class BatchedRun:
         self.best_epoch = np.full(R, -1)
         self.train_history, self.val_history, self.val_epochs = [], [], []
         self.epoch = 0
+        # The stopping rule (opt-in): a restart stops once its validation
+        # objective has not improved by more than ``tol`` for ``patience`` epochs.
+        self.patience, self.tol = patience, float(tol)
+        self.stopped = np.zeros(R, dtype=bool)
+        self.epochs_run = np.zeros(R, dtype=int)
+        self._ref_value = np.full(R, np.inf)
+        self._ref_epoch = np.zeros(R, dtype=int)
+        self._ended_at = np.full(R, -1)       # the epoch a restart stopped or diverged
+        # With ``near_best`` (a margin), also keep per restart the latest
+        # parameters whose validation value was within the margin of the best.
+        self.near_best = near_best
+        self.kept_flat = {k: v.copy() for k, v in self.flat.items()}
+        self.kept_epoch = np.full(R, -1)
 
     @property
     def n_restarts(self):
         return self.diverged.size
+
+    @property
+    def active(self):
+        """(R,) restarts still training: neither diverged nor stopped by the rule."""
+        return ~self.diverged & ~self.stopped
+
+    @property
+    def finished(self):
+        """True when the stopping rule is on and no restart is left to train."""
+        return self.patience is not None and not self.active.any()
+
+    def _rows(self):
+        """Indices of the restarts to compute, or None for all (nothing stopped)."""
+        return np.flatnonzero(~self.stopped) if self.stopped.any() else None
 
     def _trees(self, flat):
         return {k: self.defs[k].unflatten(v) for k, v in flat.items()}
@@ -102,6 +138,13 @@ class BatchedRun:
         """Per restart, the parameters with the best validation objective so far."""
         return self._trees(self.best_flat)
 
+    @property
+    def kept(self):
+        """Per restart, the latest parameters validated within ``near_best`` of the best value."""
+        if self.near_best is None:
+            raise ValueError("kept needs near_best (a margin) set when the run was made")
+        return self._trees(self.kept_flat)
+
     def set_part(self, part, tree, reset_optimizer=True):
         """Replace ``part`` (e.g. re-initialize an encoder) for all restarts."""
         self.flat[part] = self.defs[part].flatten(tree)
@@ -112,55 +155,103 @@ class BatchedRun:
         """One optimizer step of ``parts`` on ``loss(params, *args) -> (R,)``.
 
         ``active`` (R,) restricts the step to some restarts (the others keep
-        their parameters and optimizer state). Returns the loss values.
+        their parameters and optimizer state). Restarts stopped by the rule
+        are not computed at all: once any has stopped, ``loss`` is called on
+        the others only, as ``loss(params, *args, rows=rows)`` with ``rows``
+        their indices (it restricts its own per-restart inputs, e.g. noise
+        draws, to them). Returns the loss values (R,), NaN where not computed.
         """
         parts = tuple(parts)
+        rows = self._rows()
+        R = self.n_restarts
+        value_all = np.full(R, np.nan)
+        if rows is not None and rows.size == 0:
+            if record:
+                self.train_history.append(value_all)
+                self.epoch += 1
+            return value_all
+        pick = (lambda a: a) if rows is None else (lambda a: a[rows])
+        extra = {} if rows is None else {"rows": rows}
         cuts = np.cumsum([self.flat[k].shape[1] for k in parts])[:-1]
         values = []
+        fixed = {k: pick(v) for k, v in self.flat.items() if k not in parts}
 
         def total(x):
-            trees = self._trees({k: v for k, v in self.flat.items() if k not in parts})
+            trees = self._trees(fixed)
             for k, piece in zip(parts, anp.split(x, cuts, axis=1)):
                 trees[k] = self.defs[k].unflatten(piece)
-            vec = loss(trees, *args)
+            vec = loss(trees, *args, **extra)
             values.append(vec)
             return anp.sum(vec)
 
-        x = np.concatenate([self.flat[k] for k in parts], axis=1)
+        x = np.concatenate([pick(self.flat[k]) for k in parts], axis=1)
+        diverged = pick(self.diverged)
         with np.errstate(all="ignore"):       # non-finite restarts are caught below
             g = grad(total)(x)
             value = np.asarray(getval(values[0]), dtype=float)
-            ok = ~self.diverged & np.isfinite(value) & np.all(np.isfinite(g), axis=1)
+            ok = ~diverged & np.isfinite(value) & np.all(np.isfinite(g), axis=1)
             new_flat, new_state = {}, {}
             for k, gk in zip(parts, np.split(g, cuts, axis=1)):
-                updates, new_state[k] = self.optimizer.update(gk, self.state[k])
-                new_flat[k] = self.flat[k] + updates
+                state = tree_map(pick, self.state[k])
+                updates, new_state[k] = (self.optimizer.update(gk, state) if rows is None
+                                         else self.optimizer.update(gk, state, rows=rows))
+                new_flat[k] = pick(self.flat[k]) + updates
                 ok &= np.all(np.isfinite(new_flat[k]), axis=1)
                 # A squared gradient can overflow Adam's second moment while
                 # everything else is finite; the restart would silently stall.
                 for leaf in tree_leaves(new_state[k]):
                     ok &= np.all(np.isfinite(leaf), axis=1)
-        watched = np.ones_like(ok) if active is None else active
-        self.diverged |= ~ok & watched
+        watched = np.ones_like(ok) if active is None else pick(np.asarray(active, dtype=bool))
         move = (ok & watched)[:, None]
-        for k in parts:
-            self.flat[k] = np.where(move, new_flat[k], self.flat[k])
-            self.state[k] = tree_map(lambda new, old: np.where(move, new, old), new_state[k], self.state[k])
+        index = slice(None) if rows is None else rows
         if record:
-            self.train_history.append(np.where(self.diverged, np.nan, value))
+            self.epochs_run = _put(self.epochs_run, index, pick(self.epochs_run) + ~diverged)
+        newly = ~diverged & ~ok & watched
+        self._ended_at = _put(self._ended_at, index, np.where(newly, self.epoch + 1, pick(self._ended_at)))
+        self.diverged = _put(self.diverged, index, diverged | (~ok & watched))
+        for k in parts:   # new arrays, never in place: trees handed out earlier may be views
+            self.flat[k] = _put(self.flat[k], index, np.where(move, new_flat[k], pick(self.flat[k])))
+            self.state[k] = tree_map(lambda new, old: _put(old, index, np.where(move, new, pick(old))),
+                                     new_state[k], self.state[k])
+        value_all[index] = value
+        if record:
+            self.train_history.append(np.where(self.diverged, np.nan, value_all))
             self.epoch += 1
-        return value
+        return value_all
 
     def validate(self, val_loss):
-        """Evaluate ``val_loss(params) -> (R,)`` and keep each restart's best parameters."""
-        with np.errstate(all="ignore"):
-            value = np.asarray(val_loss(self.params), dtype=float)
-        value = np.where(self.diverged | ~np.isfinite(value), np.nan, value)
+        """Evaluate ``val_loss(params) -> (R,)`` and keep each restart's best parameters.
+
+        With the stopping rule on, a restart whose value has not fallen more
+        than ``tol`` below its reference (the value at its last such fall)
+        for ``patience`` epochs stops: it is no longer stepped or validated.
+        """
+        rows = self._rows()
+        value = np.full(self.n_restarts, np.nan)
+        if rows is None or rows.size:
+            trees = self.params if rows is None else self._trees({k: v[rows] for k, v in self.flat.items()})
+            with np.errstate(all="ignore"):
+                computed = np.asarray(val_loss(trees) if rows is None else val_loss(trees, rows=rows),
+                                      dtype=float)
+            value[slice(None) if rows is None else rows] = computed
+        value = np.where(self.diverged | self.stopped | ~np.isfinite(value), np.nan, value)
         improved = np.isfinite(value) & (value < self.best_value)
         for k in self.flat:
             self.best_flat[k] = np.where(improved[:, None], self.flat[k], self.best_flat[k])
         self.best_value = np.where(improved, value, self.best_value)
         self.best_epoch = np.where(improved, self.epoch, self.best_epoch)
+        if self.near_best is not None:
+            near = np.isfinite(value) & (value <= self.best_value + self.near_best)
+            for k in self.flat:
+                self.kept_flat[k] = np.where(near[:, None], self.flat[k], self.kept_flat[k])
+            self.kept_epoch = np.where(near, self.epoch, self.kept_epoch)
+        if self.patience is not None:
+            fell = np.isfinite(value) & (value < self._ref_value - self.tol)
+            self._ref_value = np.where(fell, value, self._ref_value)
+            self._ref_epoch = np.where(fell, self.epoch, self._ref_epoch)
+            stop = self.active & (self.epoch - self._ref_epoch >= self.patience)
+            self._ended_at = np.where(stop, self.epoch, self._ended_at)
+            self.stopped |= stop
         self.val_history.append(value)
         self.val_epochs.append(self.epoch)
         return value
@@ -203,10 +294,43 @@ class BatchedRun:
         out.best_flat = {k: v[idx] for k, v in self.best_flat.items()}
         out.best_value = self.best_value[idx]
         out.best_epoch = self.best_epoch[idx]
+        out.kept_flat = {k: v[idx] for k, v in self.kept_flat.items()}
+        out.kept_epoch = self.kept_epoch[idx]
+        out.stopped = self.stopped[idx]
+        out.epochs_run = self.epochs_run[idx]
+        out._ref_value = self._ref_value[idx]
+        out._ref_epoch = self._ref_epoch[idx]
+        out._ended_at = self._ended_at[idx]
         out.train_history = [h[idx] for h in self.train_history]
         out.val_history = [h[idx] for h in self.val_history]
         out.val_epochs = list(self.val_epochs)
+        if self.patience is not None:
+            # Alone, these restarts' loop would have ended at the first check
+            # after all of them stopped or diverged: cut the histories there.
+            ended = np.where(out._ended_at >= 0, out._ended_at, np.where(out.diverged, 0, np.iinfo(int).max))
+            done = [i for i, e in enumerate(out.val_epochs) if e >= ended.max()]
+            if done:
+                out.epoch = out.val_epochs[done[0]]
+                out.train_history = out.train_history[:out.epoch]
+                out.val_history, out.val_epochs = out.val_history[:done[0] + 1], out.val_epochs[:done[0] + 1]
         return out
+
+
+def _put(old, index, new):
+    """``old`` with rows ``index`` replaced by ``new`` (a new array when all rows are)."""
+    if isinstance(index, slice):
+        return new
+    out = np.array(old, copy=True)
+    out[index] = new
+    return out
+
+
+def check_stopping(patience, tol):
+    """The stopping-rule settings: ``patience`` None (off) or an int >= 1 epochs, ``tol`` >= 0."""
+    if patience is not None:
+        _checks.integer("patience", patience, 1)
+    if _checks.scalar("tol", tol) < 0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
 
 
 def progress_bar(total, enabled, desc):

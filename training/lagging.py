@@ -74,7 +74,7 @@ class LaggingVAE(VAE):
         """Train on ``data.train`` with the lagging schedule; returns self."""
         params, streams = self._setup(data)
         loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
-        run = BatchedRun(params, adam(self.lr))
+        run = BatchedRun(params, adam(self.lr), self.patience, self.tol)
         R = self.restarts
         self.aggressive_until_ = onp.full(R, -1)
         self.inner_steps_ = onp.zeros(R, dtype=int)
@@ -101,6 +101,8 @@ class LaggingVAE(VAE):
                         aggressive &= ~leaving
                         best_mi = onp.maximum(best_mi, onp.where(onp.isfinite(mi), mi, -onp.inf))
                     bar.update(epoch + 1 - bar.n)
+                    if run.finished:
+                        break
         return self._finish(run)
 
     def _inner_loop(self, run, loss, epoch, draw, active):

@@ -33,8 +33,12 @@ def adam(lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
     Returns
     -------
     Optimizer
-        ``init(params) -> state``; ``update(grads, state) -> (updates, state)``;
+        ``init(params) -> state``; ``update(grads, state, rows=None) -> (updates, state)``;
         new params are ``params + updates`` (see :func:`apply_updates`).
+        ``rows`` (an index array) says that ``grads`` and ``state`` hold only
+        those restarts (rows) of the (R, P) matrices: a per-restart ``lr``
+        column is restricted to them (finished restarts drop out of a
+        batched run).
 
     Examples
     --------
@@ -55,11 +59,12 @@ def adam(lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
         zeros = tree_map(np.zeros_like, params)
         return {"m": zeros, "v": zeros, "t": zeros}
 
-    def update(grads, state):
+    def update(grads, state, rows=None):
+        rate = lr if rows is None or np.ndim(lr) == 0 else lr[rows]
         t = tree_map(lambda t: t + 1.0, state["t"])
         m = tree_map(lambda m, g: b1 * m + (1 - b1) * g, state["m"], grads)
         v = tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, state["v"], grads)
-        updates = tree_map(lambda m, v, t: -lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps),
+        updates = tree_map(lambda m, v, t: -rate * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps),
                            m, v, t)
         return updates, {"m": m, "v": v, "t": t}
 

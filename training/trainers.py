@@ -22,6 +22,7 @@ from .datasets import Dataset
 from .engine import (
     AllRestartsDiverged,
     BatchedRun,
+    check_stopping,
     NoiseStream,
     fixed_noise,
     progress_bar,
@@ -56,10 +57,11 @@ class _Trainer:
     """Shared settings, checks and bookkeeping of all trainers."""
 
     def __init__(self, epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1,
-                 val_mc_samples=16, eval_every=10, seed=0, progress=False):
+                 val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0):
         self.epochs, self.restarts, self.lr = epochs, restarts, lr
         self.elbo, self.mc_samples, self.val_mc_samples = elbo, mc_samples, val_mc_samples
         self.eval_every, self.seed, self.progress = eval_every, seed, progress
+        self.patience, self.tol = patience, tol
 
     def get_params(self):
         return {k: v for k, v in vars(self).items() if not k.endswith("_")}
@@ -76,6 +78,7 @@ class _Trainer:
         _checks.integer("val_mc_samples", self.val_mc_samples, 1)
         _checks.integer("eval_every", self.eval_every, 1)
         _checks.integer("seed", self.seed, 0)
+        check_stopping(self.patience, self.tol)
         if self.elbo not in ("auto", "exact", "mc"):
             raise ValueError(f"elbo must be 'auto', 'exact' or 'mc', got {self.elbo!r}")
         if self.elbo == "exact" and not data.likelihood.linear:
@@ -107,28 +110,33 @@ class _Trainer:
         noise = None if exact else NoiseStream([s[1] for s in streams], (self.mc_samples, len(X), K))
         val_eps = None if exact else fixed_noise([s[2] for s in streams], (self.val_mc_samples, len(Xv), K))
 
-        def loss(p, epoch, eps):
-            mu, logvar = enc(p["phi"], X)
-            return neg_elbo(lik, p["theta"], mu, logvar, X, beta(epoch), eps)
+        def rows_of(a, rows):   # a per-restart input restricted to the restarts computed
+            return a if rows is None or a is None or onp.ndim(a) == 0 else a[rows]
 
-        def val_loss(p):
+        def loss(p, epoch, eps, rows=None):
+            mu, logvar = enc(p["phi"], X)
+            return neg_elbo(lik, p["theta"], mu, logvar, X, rows_of(beta(epoch), rows), rows_of(eps, rows))
+
+        def val_loss(p, rows=None):
             mu, logvar = enc(p["phi"], Xv)
-            return neg_elbo(lik, p["theta"], mu, logvar, Xv, val_beta, val_eps)
+            return neg_elbo(lik, p["theta"], mu, logvar, Xv, rows_of(val_beta, rows), rows_of(val_eps, rows))
 
         return loss, val_loss, (lambda: None) if noise is None else noise.next
 
     def _should_validate(self, epoch, epochs=None):
         return (epoch + 1) % self.eval_every == 0 or epoch == (epochs or self.epochs) - 1
 
-    def _train(self, params, parts, loss, val_loss, draw, bar, epochs=None, diverged=None, optimizer=None):
+    def _train(self, params, parts, loss, val_loss, draw, bar, epochs=None, diverged=None, optimizer=None,
+               near_best=None):
         """Adam on ``parts`` of ``params`` for ``epochs``, validating as set: the shared epoch loop.
 
         ``loss(params, epoch, eps)`` with ``eps = draw()``; ``diverged`` (R,)
         carries divergence flags in from an earlier phase; ``optimizer``
-        replaces ``adam(self.lr)`` (:func:`fit_batched`: one rate per restart).
+        replaces ``adam(self.lr)`` (:func:`fit_batched`: one rate per restart);
+        ``near_best`` keeps the latest near-best parameters too (``run.kept``).
         """
         epochs = epochs or self.epochs
-        run = BatchedRun(params, optimizer or adam(self.lr))
+        run = BatchedRun(params, optimizer or adam(self.lr), self.patience, self.tol, near_best)
         if diverged is not None:
             run.diverged |= diverged
         shown = 0
@@ -138,6 +146,8 @@ class _Trainer:
                 run.validate(val_loss)
                 bar.update(epoch + 1 - shown)
                 shown = epoch + 1
+                if run.finished:      # every restart stopped by the rule (or diverged)
+                    break
         return run
 
     def _finish(self, run):
@@ -147,6 +157,8 @@ class _Trainer:
         self.val_objective_ = run.best_value
         self.best_epoch_ = run.best_epoch
         self.diverged_ = run.diverged.copy()
+        self.epochs_run_ = run.epochs_run.copy()
+        self.converged_ = run.stopped & ~run.diverged
         self.history_ = run.history()
         self.best_restart_ = run.selected_restart()
         selected = tree_take(run.best, onp.array([self.best_restart_]))
@@ -176,6 +188,14 @@ class VAE(_Trainer):
     seed : int
     progress : bool
         A progress bar on the terminal.
+    patience : int or None
+        The stopping rule (opt-in; None trains every restart for ``epochs``):
+        a restart stops once its validation objective has not fallen by more
+        than ``tol`` for ``patience`` epochs (checked at each validation).
+        Stopped restarts cost nothing more; the fit ends when all have
+        stopped or the budget is spent.
+    tol : float
+        >= 0, in the units of the validation objective (nats per point).
 
     Attributes
     ----------
@@ -187,6 +207,11 @@ class VAE(_Trainer):
         That objective (the negative validation ELBO, per point).
     best_epoch_ : ndarray (R,)
     diverged_ : ndarray (R,) of bool
+    epochs_run_ : ndarray (R,) of int
+        Epochs each restart was trained (fewer than ``epochs`` where it
+        stopped by the rule or diverged).
+    converged_ : ndarray (R,) of bool
+        Stopped by the rule (False where it hit the budget or diverged).
     best_restart_ : int
         The non-diverged restart with the lowest validation objective.
     theta_, phi_ : dict
@@ -310,7 +335,7 @@ class InferenceOnly(VAE):
 #: The trainer classes :func:`fit_batched` takes, and the settings that fix
 #: the shape of the batched loop and must be equal across its trainers.
 BATCHABLE = (VAE, BetaVAE, AnnealedBetaVAE)
-BATCH_SHARED = ("epochs", "elbo", "mc_samples", "val_mc_samples", "eval_every")
+BATCH_SHARED = ("epochs", "elbo", "mc_samples", "val_mc_samples", "eval_every", "patience", "tol")
 
 
 def _check_batch(trainers, data):

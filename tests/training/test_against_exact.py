@@ -99,3 +99,12 @@ def test_monte_carlo_elbo_agrees_with_the_exact_elbo(name):
                       for _ in range(400)])
     se = draws.std(axis=0, ddof=1) / np.sqrt(len(draws))
     assert np.all(np.abs(draws.mean(axis=0) - exact) < 4 * se + 1e-12)
+
+
+def test_vae_with_the_stopping_rule_stops_at_the_exact_optimum(linear_jtex):
+    """Every restart stops by the rule well before the budget, at the exact optimum."""
+    vae = VAE(epochs=20000, restarts=2, seed=0, patience=200, tol=1e-4).fit(linear_jtex)
+    assert vae.converged_.all() and (vae.epochs_run_ < 12000).all()
+    opt = jtex_vae_optimum(linear_jtex.second_moment, JTEX_B, JTEX_SIGMA2, restarts=3, seed=1)
+    A = vae.theta_["A"][0]
+    assert np.linalg.norm(A @ A.T - opt.AAt) / np.linalg.norm(opt.AAt) < 0.01

@@ -236,3 +236,96 @@ def test_fixed_noise():
     eps = fixed_noise(rngs, (4, 5, 2))
     assert eps.shape == (2, 4, 5, 2)
     np.testing.assert_array_equal(eps[0], restart_streams(3, 1)[0][2].standard_normal((4, 5, 2)))
+
+
+# ---- the stopping rule ----------------------------------------------------
+
+def _slow_and_fast(p, *args, rows=None):
+    """Restart 0 is at its optimum from the start (flat); restarts 1 and 2 keep improving."""
+    w = p["theta"]["w"]
+    targets = TARGETS if rows is None else TARGETS[rows]
+    scale = np.array([0.0, 1.0, 1.0]) if rows is None else np.array([0.0, 1.0, 1.0])[rows]
+    return scale * anp.sum((w - targets) ** 2, axis=1)
+
+
+def _train_with_rule(patience, tol=1e-9, epochs=200, log=None):
+    run = BatchedRun({"theta": {"w": np.zeros((R, 2))}}, adam(0.002), patience=patience, tol=tol)
+
+    def loss(p, *args, rows=None):
+        if log is not None:
+            log.append(None if rows is None else rows.tolist())
+        return _slow_and_fast(p, rows=rows)
+
+    for epoch in range(epochs):
+        run.step(loss, ("theta",))
+        if (epoch + 1) % 10 == 0:
+            run.validate(lambda p, rows=None: _slow_and_fast(p, rows=rows))
+            if run.finished:
+                break
+    return run
+
+
+def test_a_flat_restart_stops_and_is_no_longer_computed():
+    log = []
+    run = _train_with_rule(patience=30, log=log)
+    assert run.stopped.tolist() == [True, False, False]
+    # Restart 0 never improves after its first check (epoch 10): it stops at epoch 40.
+    assert run.epochs_run.tolist() == [40, 200, 200]
+    assert log[39] is None and log[40] == [1, 2]          # computed while running, then dropped
+    assert np.isnan(run.history()["train"][0, 40:]).all()
+    assert np.isnan(run.history()["val"][0, 4:]).all()
+
+
+def test_stopping_leaves_the_other_restarts_trajectories_unchanged():
+    stopped = _train_with_rule(patience=30)
+    free = _train_with_rule(patience=None)
+    assert not free.stopped.any() and free.epochs_run.tolist() == [200, 200, 200]
+    np.testing.assert_allclose(stopped.flat["theta"][1:], free.flat["theta"][1:], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(stopped.state["theta"]["v"][1:], free.state["theta"]["v"][1:], rtol=1e-13)
+    # The stopped restart keeps the parameters it had when it stopped.
+    assert stopped.epochs_run[0] == 40 and np.isfinite(stopped.flat["theta"][0]).all()
+
+
+def test_the_run_finishes_when_every_restart_has_stopped():
+    run = _train_with_rule(patience=30, tol=10.0)       # nothing ever improves by 10
+    assert run.finished and run.stopped.all()
+    assert run.epochs_run.tolist() == [40, 40, 40] and run.epoch == 40
+
+
+def test_a_restart_improving_by_less_than_tol_stops():
+    # Restarts 1 and 2 improve quickly at first, then by less than tol per check.
+    run = _train_with_rule(patience=30, tol=1e-2, epochs=5000)
+    assert run.stopped.all() and (run.epochs_run[1:] < 5000).all()
+    assert (run.epochs_run[1:] > 40).all()
+
+
+def test_per_restart_learning_rates_follow_the_rows():
+    lr = np.array([[0.002], [0.001], [0.002]])
+    runs = []
+    for patience in (30, None):
+        run = BatchedRun({"theta": {"w": np.zeros((R, 2))}}, adam(lr), patience=patience, tol=1e-9)
+        for epoch in range(100):
+            run.step(lambda p, *a, rows=None: _slow_and_fast(p, rows=rows), ("theta",))
+            if (epoch + 1) % 10 == 0:
+                run.validate(lambda p, rows=None: _slow_and_fast(p, rows=rows))
+        runs.append(run)
+    assert runs[0].stopped[0] and not runs[1].stopped.any()
+    np.testing.assert_allclose(runs[0].flat["theta"][1:], runs[1].flat["theta"][1:], rtol=1e-13, atol=1e-15)
+
+
+def test_near_best_keeps_the_latest_iterate_within_the_margin():
+    run = BatchedRun({"theta": {"w": np.zeros((1, 1))}}, adam(0.1), near_best=0.5)
+    for value, w in [(3.0, 1.0), (1.0, 2.0), (1.4, 3.0), (9.0, 4.0), (1.2, 5.0), (50.0, 6.0)]:
+        run.flat["theta"] = np.array([[w]])
+        run.epoch += 1
+        run.validate(lambda p: np.array([value]))
+    assert run.best["theta"]["w"].tolist() == [[2.0]]
+    assert run.kept["theta"]["w"].tolist() == [[5.0]] and run.kept_epoch.tolist() == [5]
+
+
+@pytest.mark.parametrize("patience, tol, exc", [(0, 0.0, ValueError), (1.5, 0.0, TypeError),
+                                                (10, -1.0, ValueError), (10, float("nan"), ValueError)])
+def test_bad_stopping_settings(patience, tol, exc):
+    from training.engine import check_stopping
+    with pytest.raises(exc, match="patience" if tol == 0.0 else "tol"):
+        check_stopping(patience, tol)

@@ -14,7 +14,7 @@ from training.optim import adam
 from training.trainers import VAE, AnnealedBetaVAE, BetaVAE, InferenceOnly, fit_batched
 from training.trees import tree_leaves
 
-LEARNED = ("params_", "best_params_", "val_objective_", "best_epoch_", "diverged_", "history_",
+LEARNED = ("params_", "best_params_", "val_objective_", "best_epoch_", "diverged_", "epochs_run_", "converged_", "history_",
            "best_restart_", "theta_", "phi_")
 
 
@@ -42,6 +42,8 @@ def assert_same_fit(batched, alone):
     np.testing.assert_array_equal(batched.history_["val_epochs"], alone.history_["val_epochs"])
     np.testing.assert_array_equal(batched.best_epoch_, alone.best_epoch_)
     np.testing.assert_array_equal(batched.diverged_, alone.diverged_)
+    np.testing.assert_array_equal(batched.epochs_run_, alone.epochs_run_)
+    np.testing.assert_array_equal(batched.converged_, alone.converged_)
     assert batched.best_restart_ == alone.best_restart_
 
 
@@ -63,6 +65,19 @@ def test_beta_vae_settings_equal_separate_fits(lrs, small):
         assert_same_fit(t, a)
     # The settings really differ: same seed, other beta, other optimum.
     assert not np.allclose(fitted[0].params_["theta"]["A"][:1], fitted[2].params_["theta"]["A"][:1])
+
+
+def test_settings_that_stop_at_different_epochs_equal_separate_fits(small):
+    """With the stopping rule, finished restarts leave the batch; the rest go on as alone."""
+    data = small["mobius"]
+    common = {"epochs": 400, "eval_every": 10, "patience": 30, "tol": 0.05}
+    grid = [BetaVAE(beta=0.5, restarts=2, seed=0, **common), BetaVAE(beta=5.0, restarts=2, seed=1, **common)]
+    alone = [_clone(t).fit(data) for t in grid]
+    fit_batched(grid, data)
+    for t, a in zip(grid, alone):
+        assert_same_fit(t, a)
+    runs = np.concatenate([t.epochs_run_ for t in grid])
+    assert len(set(runs.tolist())) > 1 and runs.min() < common["epochs"]   # rows really left early
 
 
 @pytest.mark.parametrize("name, elbo", [("linear_jtex", "mc"), ("mobius", "auto")])
