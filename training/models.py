@@ -56,6 +56,13 @@ class Likelihood:
     def loading(self, theta):
         raise TypeError(f"{type(self).__name__} is not linear-Gaussian")
 
+    def mode_guess(self, theta, x):
+        """A starting point (R, N, K) for the mode of p_theta(z | x_n), or None (no hint).
+
+        Used by :func:`training.quadrature.log_likelihood_quadrature` beside its own search.
+        """
+        return None
+
     def log_likelihood(self, theta, x, z):
         """log p_theta(x | z): x (N, D) or (R, N, D), z (R, N, K) -> (R, N)."""
         return gaussian_log_density(x, self.mean(theta, z), self.noise(theta)[:, None, :])
@@ -162,6 +169,12 @@ class JTEx(Likelihood):
         if self.cubic:
             return super().loading(params)
         return self.W(params)
+
+    def mode_guess(self, params, x):
+        """The noise-free inverse W^{-1} x (linear) or W^{-1} cbrt(x) (cubic), (R, N, 2)."""
+        h = onp.cbrt(x) if self.cubic else onp.asarray(x)
+        W = onp.asarray(self.W(params))
+        return onp.linalg.solve(W[:, None], onp.broadcast_to(h, (W.shape[0],) + h.shape[-2:])[..., None])[..., 0]
 
     def mean(self, params, z):
         h = z @ _t(self.W(params))
