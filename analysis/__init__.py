@@ -7,7 +7,9 @@ import numpy as np
 
 from .gaussian import LinearGaussian
 from .landscape import VAEOptimum, jtex_b_landscape, jtex_vae_optimum
-from . import joint_map
+from .linear_vae import (fixed_noise_mle, linear_vae_objective, linear_vae_optimum, mean_field_rotation,
+                         ppca_mle)
+from . import joint_map, testing
 
 
 def __getattr__(name):
@@ -22,4 +24,5 @@ JTEX_B = np.array([0.006, 0.006])
 JTEX_SIGMA2 = 0.01
 
 __all__ = ["LinearGaussian", "VAEOptimum", "jtex_b_landscape", "jtex_vae_optimum", "symbolic", "joint_map",
-           "JTEX_A", "JTEX_B", "JTEX_SIGMA2"]
+           "linear_vae_optimum", "linear_vae_objective", "mean_field_rotation", "ppca_mle", "fixed_noise_mle",
+           "testing", "JTEX_A", "JTEX_B", "JTEX_SIGMA2"]
