@@ -345,7 +345,7 @@ def to_latex(derivation, keys=None):
         :func:`mean_field` or :func:`jtex`.
     keys : list of str, optional
         The entries to convert (default: every sympy expression, matrix or
-        list of expressions).
+        list of expressions, the model's symbols included).
 
     Returns
     -------
@@ -365,8 +365,8 @@ def to_latex(derivation, keys=None):
         raise TypeError(f"derivation must be a dict of sympy expressions, got {type(derivation).__name__}")
     if keys is None:
         keys = [k for k, v in derivation.items()
-                if isinstance(v, (sp.Basic, sp.MatrixBase)) and not isinstance(v, sp.Symbol)
-                or isinstance(v, list) and all(isinstance(e, sp.Basic) for e in v)]
+                if isinstance(v, (sp.Basic, sp.MatrixBase))
+                or isinstance(v, (list, tuple)) and all(isinstance(e, sp.Basic) for e in v)]
     missing = [k for k in keys if k not in derivation]
     if missing:
         raise ValueError(f"keys must name entries of derivation ({sorted(derivation)}); got {missing}")
@@ -375,5 +375,5 @@ def to_latex(derivation, keys=None):
         names = {x: r"\sigma^{2}" for x in sp.sympify(expr).free_symbols if x.name == "sigma2"}
         return sp.latex(expr, symbol_names=names)
 
-    return {k: [tex(e) for e in derivation[k]] if isinstance(derivation[k], list) else tex(derivation[k])
+    return {k: [tex(e) for e in derivation[k]] if isinstance(derivation[k], (list, tuple)) else tex(derivation[k])
             for k in keys}
