@@ -102,6 +102,7 @@ def build_parser():
     land.add_argument("--grid", type=_int_in(2, MAX_GRID), default=200,
                       help=f"points per axis of the (B11, B22) grid, at most {MAX_GRID} (default 200)")
     land.add_argument("--out", required=True, help="output directory (created if missing)")
+    land.add_argument("--dpi", type=_int_in(30, 600), default=120, help="resolution of the PNG (default 120)")
     land.add_argument("--json", action="store_true", help="print the summary as JSON")
     uni = sub.add_parser("univariate", help="the univariate model over theta",
                          description="Write univariate.png to --out: the objective (flat), I(X;Z) and the "
@@ -110,6 +111,7 @@ def build_parser():
     uni.add_argument("--grid", type=_int_in(2, MAX_THETA_GRID), default=401,
                      help=f"points in (-sigma, sigma), at most {MAX_THETA_GRID} (default 401)")
     uni.add_argument("--out", required=True, help="output directory (created if missing)")
+    uni.add_argument("--dpi", type=_int_in(30, 600), default=120, help="resolution of the PNG (default 120)")
     uni.add_argument("--json", action="store_true", help="print the summary as JSON")
     return parser
 
@@ -164,7 +166,7 @@ def main(argv=None, out=None):
 
 
 def _own_model(parser, args, target, out):
-    from .figures import DPI, landscape_figure, univariate_figure
+    from .figures import landscape_figure, univariate_figure
     try:
         if args.command == "landscape":
             res = landscape_figure(args.A, args.sigma2, b=args.b, grid=args.grid)
@@ -191,7 +193,7 @@ def _own_model(parser, args, target, out):
     path = target / f"{args.command}.png"
     try:
         target.mkdir(parents=True, exist_ok=True)
-        res["figure"].savefig(path, dpi=DPI)
+        res["figure"].savefig(path, dpi=args.dpi)
     except OSError as err:
         parser.error(f"cannot write to --out {args.out!r}: {err}")
     summary["paths"] = {args.command: str(path)}
