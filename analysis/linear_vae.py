@@ -116,7 +116,9 @@ def ppca_mle(data_cov, K):
     """
     S = _data_cov(data_cov)
     D = S.shape[0]
-    K = _checks.integer("K", K, 1, D - 1) if D > 1 else _checks.integer("K", K, 1, 0)
+    if D < 2:
+        raise ValueError(f"data_cov must be at least 2 x 2 for probabilistic PCA (K < D); got {S.shape}")
+    K = _checks.integer("K", K, 1, D - 1)
     lam, U = _descending_eigh(S)
     sigma2 = float(np.mean(lam[K:]))
     return U[:, :K] * np.sqrt(np.clip(lam[:K] - sigma2, 0.0, None)), sigma2

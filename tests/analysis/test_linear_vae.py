@@ -220,3 +220,15 @@ def test_bad_arguments(kwargs, err, name):
     args.update(kwargs)
     with pytest.raises(err, match=name):
         linear_vae_optimum(**args)
+
+
+@pytest.mark.parametrize("call, err, name", [
+    (lambda: ppca_mle(np.eye(1), 1), ValueError, "data_cov"),
+    (lambda: ppca_mle(np.eye(3), 3), ValueError, "K"),
+    (lambda: fixed_noise_mle(np.eye(3), 1, np.eye(2)), ValueError, "noise_cov"),
+    (lambda: fixed_noise_mle(np.eye(3), 4, np.eye(3)), ValueError, "K"),
+    (lambda: mean_field_rotation(np.ones((3, 2)), np.eye(2)), ValueError, "noise_cov"),
+])
+def test_bad_closed_form_arguments(call, err, name):
+    with pytest.raises(err, match=name):
+        call()
