@@ -25,11 +25,16 @@ from . import _checks
 from .gaussian import LinearGaussian
 from .landscape import jtex_b_landscape, jtex_vae_optimum
 
-__all__ = ["figure1", "paper_numbers", "ellipse"]
+__all__ = ["figure1", "paper_numbers", "ellipse", "landscape_figure", "univariate_figure", "MAX_GRID",
+           "MAX_THETA_GRID"]
 
 PANELS = "ABCDEF"
 PANEL_SIZE = (5.0, 4.0)
 DPI = 120
+# Grids are bounded so that a typo gives a clear error, not a MemoryError: a
+# (B11, B22) grid of MAX_GRID^2 cells takes ~100 MB per array.
+MAX_GRID = 2000
+MAX_THETA_GRID = 1_000_000
 
 
 def ellipse(cov, radius=1.0, n=200):
@@ -220,7 +225,7 @@ def figure1(out_dir, grid=300, n_points=2000, seed=0):
         Created if missing; receives ``figure1A.png`` ... ``figure1F.png``
         (one panel each, 5 x 4 in at 120 dpi) and ``figure1.png`` (all six).
     grid : int
-        Points per axis of the (B11, B22) grid on [0, sigma2) (>= 2).
+        Points per axis of the (B11, B22) grid on [0, sigma2), in [2, MAX_GRID].
     n_points : int
         Samples drawn for panels C-F (>= 1).
     seed : int or numpy.random.Generator
@@ -241,7 +246,7 @@ def figure1(out_dir, grid=300, n_points=2000, seed=0):
     0.196
     """
     from . import JTEX_A, JTEX_B, JTEX_SIGMA2
-    grid = _checks.integer("grid", grid, 2)
+    grid = _checks.integer("grid", grid, 2, MAX_GRID)
     n_points = _checks.integer("n_points", n_points, 1)
     if isinstance(seed, np.random.Generator):
         rng = seed
@@ -332,3 +337,134 @@ def figure1(out_dir, grid=300, n_points=2000, seed=0):
         "grid": grid, "n_points": n_points, "paths": paths,
     })
     return summary
+
+
+# ---- landscapes of your own model ------------------------------------------------------------
+
+def _fmt_matrix(A):
+    return "[" + "; ".join(", ".join(f"{v:.4g}" for v in row) for row in A) + "]"
+
+
+def landscape_figure(A, sigma2, b=None, grid=200):
+    """The JTEx landscape over B (Figure 1 A-B) for any A and sigma2.
+
+    With A fixed, every B = diag(b1, b2) in [0, sigma2)^2 gives the same
+    p(x) = N(0, A A^T + sigma2 I), so the exact VAE objective is the
+    mean-field KL alone; its minimum over B is what the VAE picks among
+    models of equal likelihood.
+
+    Parameters
+    ----------
+    A : array_like (2, 2)
+    sigma2 : float
+        > 0.
+    b : array_like (2,), optional
+        The truth's B (marked on the landscape); default (0.6, 0.6) sigma2,
+        the paper's proportion (b = 0.006 at sigma2 = 0.01).
+    grid : int
+        Points per axis on [0, sigma2), in [2, MAX_GRID].
+
+    Returns
+    -------
+    dict
+        The arrays of :func:`analysis.jtex_b_landscape` (``b1``, ``b2``,
+        ``mean_field_kl``, ``mutual_information``, ``vae_objective``,
+        ``argmin``, ``optimum``), ``truth_b``, ``truth_objective`` and
+        ``figure``: a matplotlib Figure with the two panels (objective,
+        I(X;Z)), the optimum starred and the truth circled.
+
+    Examples
+    --------
+    >>> out = landscape_figure([[1.0, 0.0], [0.5, 0.5]], 0.1, grid=20)
+    >>> out["vae_objective"].shape, out["optimum"]
+    ((20, 20), (0.095, 0.0))
+    >>> out["figure"].savefig("landscape.png")  # doctest: +SKIP
+    """
+    A = _checks.real_array("A", A)
+    if A.shape != (2, 2):
+        raise ValueError(f"A must have shape (2, 2) (the 2-D JTEx family); got {A.shape}")
+    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
+    grid = _checks.integer("grid", grid, 2, MAX_GRID)
+    b = np.array([0.6 * sigma2, 0.6 * sigma2]) if b is None else _checks.real_array("b", b)
+    if b.shape != (2,) or np.any(b < 0) or np.any(b >= sigma2):
+        raise ValueError(f"b must be two values in [0, sigma2) = [0, {sigma2:g}); got {b}")
+    bgrid = np.linspace(0.0, sigma2, grid + 1)[:-1]
+    land = jtex_b_landscape(A, sigma2, bgrid, bgrid)
+    truth = LinearGaussian.jtex(A, b, sigma2)
+    mi = land["mutual_information"]
+    i, j = land["argmin"]
+    fig = _new_figure((2 * PANEL_SIZE[0], PANEL_SIZE[1]))
+    ax1, ax2 = fig.subplots(1, 2)
+    name = f"A = {_fmt_matrix(A)}, $\\sigma^2$ = {sigma2:g}"
+    _landscape_panel(fig, ax1, land, "mean_field_kl",
+                     f"VAE objective over B ({name})\n(= mean-field KL: every B has the data's "
+                     f"likelihood; min {land['vae_objective'][i, j]:.4g})",
+                     "mean-field KL (nats, log scale)",
+                     bool(np.all(land["mean_field_kl"] > 0)), b)
+    _landscape_panel(fig, ax2, land, "mutual_information",
+                     f"I(X;Z) over B\n(at the optimum {mi[i, j]:.3g}; range {mi.min():.3g} to {mi.max():.3g})",
+                     "I(X;Z) (nats)", False, b)
+    land.update(truth_b=tuple(float(v) for v in b), truth_objective=float(truth.mean_field_kl()),
+                figure=fig)
+    return land
+
+
+def univariate_figure(sigma2, grid=401):
+    """The univariate model x = theta z + eps over its valid theta range (paper Eq. 5).
+
+    Every |theta| < sigma gives p(x) = N(0, sigma2): the objective (at data
+    variance sigma2) is flat, theta is not identifiable, yet I(X;Z) and the
+    posterior variance sweep their whole range.
+
+    Parameters
+    ----------
+    sigma2 : float
+        The data variance, > 0.
+    grid : int
+        Points in the open interval (-sigma, sigma) (the endpoints have
+        I(X;Z) = inf), in [2, MAX_THETA_GRID].
+
+    Returns
+    -------
+    dict
+        ``theta``, ``vae_objective``, ``mle_term``, ``mean_field_kl``,
+        ``mutual_information``, ``posterior_var`` (arrays of shape (grid,))
+        and ``figure`` (three panels).
+
+    Examples
+    --------
+    >>> out = univariate_figure(1.0, grid=5)
+    >>> out["theta"]
+    array([-0.66666667, -0.33333333,  0.        ,  0.33333333,  0.66666667])
+    >>> float(np.max(np.abs(out["vae_objective"]))) < 1e-12
+    True
+    >>> np.round(out["posterior_var"], 4)
+    array([0.5556, 0.8889, 1.    , 0.8889, 0.5556])
+    """
+    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
+    grid = _checks.integer("grid", grid, 2, MAX_THETA_GRID)
+    sigma = np.sqrt(sigma2)
+    theta = sigma * np.linspace(-1.0, 1.0, grid + 2)[1:-1]
+    model = LinearGaussian.univariate(theta, sigma2)
+    S = np.array([[sigma2]])
+    out = {"theta": theta, "mle_term": model.mle_term(S), "mean_field_kl": model.mean_field_kl(),
+           "mutual_information": model.mutual_information(),
+           "posterior_var": model.posterior_cov()[:, 0, 0]}
+    out["vae_objective"] = out["mle_term"] + out["mean_field_kl"]
+    fig = _new_figure((3 * 3.6, 3.4))
+    axes = fig.subplots(1, 3)
+    panels = [("vae_objective", "VAE objective L($\\theta$) (nats)",
+               "flat: every $\\theta$ gives p(x) = N(0, $\\sigma^2$)"),
+              ("mutual_information", "I(X;Z) (nats)", "I(X;Z): from 0 to $\\infty$ at |$\\theta$| = $\\sigma$"),
+              ("posterior_var", "posterior variance", "Var(z | x) = 1 - $\\theta^2/\\sigma^2$")]
+    for ax, (key, label, title) in zip(axes, panels):
+        ax.plot(theta, out[key], color="tab:blue")
+        ax.set_xlabel("$\\theta$")
+        ax.set_ylabel(label)
+        ax.set_title(title, fontsize=9)
+        ax.axvline(0.0, color="grey", lw=0.5)
+    axes[0].set_ylim(-0.1, 0.1)
+    fig.suptitle(f"univariate model x = $\\theta$z + $\\epsilon$, $\\sigma^2$ = {sigma2:g}: "
+                 "non-identifiable, equally good $\\theta$ with different posteriors", fontsize=10)
+    out["figure"] = fig
+    return out

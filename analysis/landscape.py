@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _optimize
 from .gaussian import LinearGaussian
 
 __all__ = ["jtex_b_landscape", "jtex_vae_optimum", "VAEOptimum"]
@@ -91,18 +91,37 @@ def jtex_b_landscape(A, sigma2, b1, b2, data_cov=None):
 
 @dataclass(frozen=True)
 class VAEOptimum:
-    """The global minimum of the exact VAE objective over A (``jtex_vae_optimum``).
+    """The global minimum of the exact VAE objective (``jtex_vae_optimum``, ``linear_vae_optimum``).
 
     Attributes
     ----------
-    A : ndarray (2, 2)
-        A minimizer, lower triangular (L depends on A only through A A^T).
+    A : ndarray (2, 2) or None
+        JTEx only: a minimizer, lower triangular (L depends on A only through
+        A A^T). None for ``linear_vae_optimum``.
     objective, mle_term, mean_field_kl : float
-        The minimum and its two terms (SPEC 1).
-    minima : ndarray (restarts,)
+        The minimum and its two terms: KL[N(0, S) || p_theta(x)] and the best
+        mean-field KL to the posterior.
+    minima : ndarray (starts,)
         The local minimum reached from every start, sorted.
     n_agree : int
         How many starts reached the global value (within 1e-8).
+    W : ndarray (D, K)
+        The optimum's loading matrix (JTEx: chol(A A^T + diag b)).
+    noise_cov : ndarray (D, D)
+        The optimum's noise covariance Psi (JTEx: sigma2 I - diag b).
+    rotation : ndarray (K, K)
+        The orthogonal R (:func:`analysis.mean_field_rotation`) that makes
+        the posterior precision of ``W @ R`` diagonal: ``W @ R`` has the same
+        p(x) and a mean-field KL of 0. For a free W it is the identity up to
+        signs (the optimum is already rotated); for JTEx ``W @ R`` is not
+        lower triangular, so the family cannot use it, and the mean-field KL
+        is what the VAE pays for that.
+    mle_term_at_mle : float
+        The smallest MLE term the family reaches (at its maximum-likelihood
+        solution). ``objective - mle_term_at_mle`` is the bias the mean-field
+        posterior causes: 0 for a free W, 0.196 for JTEx at the paper's truth.
+    noise : str
+        ``"jtex"``, ``"fixed"``, ``"isotropic"`` or ``"diagonal"``.
     """
     A: np.ndarray
     objective: float
@@ -110,10 +129,23 @@ class VAEOptimum:
     mean_field_kl: float
     minima: np.ndarray
     n_agree: int
+    W: np.ndarray = None
+    noise_cov: np.ndarray = None
+    rotation: np.ndarray = None
+    mle_term_at_mle: float = None
+    noise: str = None
 
     @property
     def AAt(self):
+        """A A^T (JTEx results only)."""
+        if self.A is None:
+            raise AttributeError("AAt is defined for JTEx results only; use W @ W.T")
         return self.A @ self.A.T
+
+    @property
+    def model(self):
+        """The optimum as a :class:`analysis.LinearGaussian`."""
+        return LinearGaussian(self.W, self.noise_cov)
 
 
 def _tril(p):
@@ -166,7 +198,6 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     restarts = _checks.integer("restarts", restarts, 1)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
         _checks.integer("seed", seed, 0))
-    import scipy.optimize
     from .compiled import jtex_functions      # sympy loads on first use only
     f = jtex_functions()
     fixed = (b[0], b[1], sigma2, S[0, 0], S[0, 1], S[1, 1])
@@ -185,16 +216,14 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     for _ in range(restarts):
         A0 = scale * rng.standard_normal((2, 2))
         starts.append(np.linalg.cholesky(A0 @ A0.T + 1e-6 * scale**2 * np.eye(2)))
-    results = []
-    for L0 in starts:
-        r = scipy.optimize.minimize(loss, L0[[0, 1, 1], [0, 0, 1]], jac=grad, method="L-BFGS-B",
-                                    options={"ftol": 1e-15, "gtol": 1e-11, "maxiter": 10_000})
-        if np.isfinite(r.fun):
-            results.append(r)
+    results = _optimize.multistart(loss, grad, [L0[[0, 1, 1], [0, 0, 1]] for L0 in starts])
     best = min(results, key=lambda r: r.fun)
-    minima = np.sort([r.fun for r in results])
+    minima, n_agree = _optimize.agreement([r.fun for r in results], best.fun)
+    from .linear_vae import fixed_noise_mle, mean_field_rotation
     A = _tril(best.x)
     model = LinearGaussian.jtex(A, b, sigma2)
     return VAEOptimum(A=A, objective=float(best.fun), mle_term=float(model.mle_term(S)),
-                      mean_field_kl=float(model.mean_field_kl()), minima=minima,
-                      n_agree=int(np.sum(minima <= best.fun + 1e-8)))
+                      mean_field_kl=float(model.mean_field_kl()), minima=minima, n_agree=n_agree,
+                      W=model.W.copy(), noise_cov=model.noise_cov.copy(),
+                      rotation=mean_field_rotation(model.W, model.noise_cov),
+                      mle_term_at_mle=fixed_noise_mle(S, 2, sigma2 * np.eye(2))[2], noise="jtex")

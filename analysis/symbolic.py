@@ -22,7 +22,7 @@ import sympy as sp
 
 __all__ = [
     "gaussian_expectation", "gaussian_log_density", "linear_gaussian",
-    "univariate", "mean_field", "jtex",
+    "univariate", "mean_field", "jtex", "to_latex",
 ]
 
 
@@ -333,3 +333,47 @@ def jtex():
             "marginal_cov": marginal_cov,
             "mutual_information": _tidy_logs(d["mutual_information"].subs(sub, simultaneous=True)),
             "mean_field_kl": mf, "mle_term": mle, "vae_objective": mle + mf}
+
+
+def to_latex(derivation, keys=None):
+    """LaTeX of a derivation's expressions (``sympy.latex``), ready for a paper.
+
+    Parameters
+    ----------
+    derivation : dict
+        A result of :func:`linear_gaussian`, :func:`univariate`,
+        :func:`mean_field` or :func:`jtex`.
+    keys : list of str, optional
+        The entries to convert (default: every sympy expression, matrix or
+        list of expressions, the model's symbols included).
+
+    Returns
+    -------
+    dict
+        key -> LaTeX string (a list of strings for a list entry). The symbol
+        ``sigma2`` is written sigma^2.
+
+    Examples
+    --------
+    >>> tex = to_latex(univariate(), ["posterior_var", "mutual_information"])
+    >>> print(tex["posterior_var"])
+    \\frac{\\sigma^{2} - \\theta^{2}}{\\sigma^{2}}
+    >>> print(to_latex(mean_field(2), ["kl"])["kl"])
+    \\frac{\\log{\\left(p_{11} \\right)}}{2} + \\frac{\\log{\\left(p_{22} \\right)}}{2} - \\frac{\\log{\\left(p_{11} p_{22} - p_{12}^{2} \\right)}}{2}
+    """
+    if not isinstance(derivation, dict):
+        raise TypeError(f"derivation must be a dict of sympy expressions, got {type(derivation).__name__}")
+    if keys is None:
+        keys = [k for k, v in derivation.items()
+                if isinstance(v, (sp.Basic, sp.MatrixBase))
+                or isinstance(v, (list, tuple)) and all(isinstance(e, sp.Basic) for e in v)]
+    missing = [k for k in keys if k not in derivation]
+    if missing:
+        raise ValueError(f"keys must name entries of derivation ({sorted(derivation)}); got {missing}")
+
+    def tex(expr):
+        names = {x: r"\sigma^{2}" for x in sp.sympify(expr).free_symbols if x.name == "sigma2"}
+        return sp.latex(expr, symbol_names=names)
+
+    return {k: [tex(e) for e in derivation[k]] if isinstance(derivation[k], (list, tuple)) else tex(derivation[k])
+            for k in keys}
