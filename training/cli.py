@@ -22,7 +22,8 @@ METHOD_OPTIONS = {
 
 def _fit_settings(args):
     settings = {k: v for k, v in (("epochs", args.epochs), ("restarts", args.restarts),
-                                  ("lr", args.lr)) if v is not None}
+                                  ("lr", args.lr), ("patience", args.patience), ("tol", args.tol))
+                if v is not None}
     for flag, (name, methods) in METHOD_OPTIONS.items():
         value = getattr(args, flag)
         if value is None or value is False:
@@ -44,6 +45,10 @@ def build_parser():
     fit.add_argument("--epochs", type=int)
     fit.add_argument("--restarts", type=int)
     fit.add_argument("--lr", type=float)
+    fit.add_argument("--patience", type=int,
+                     help="stopping rule: a restart stops when its validation objective has not improved "
+                          "by more than --tol for this many epochs (default: off, train all epochs)")
+    fit.add_argument("--tol", type=float, help="stopping rule tolerance, nats per point (default 0)")
     fit.add_argument("--beta", type=float, help="beta_vae, annealed_beta_vae: the (final) beta")
     fit.add_argument("--lambda-hz", type=float, help="libi: weight of exp(HZ)")
     fit.add_argument("--eps-sigma", type=float, help="libi: covariance penalty scale")
@@ -123,7 +128,8 @@ def run_table1(args):
     _, records = load_records(args.out, config)
     rows = table.aggregate(records, config["datasets"], config["methods"])
     text = table.markdown(rows, config["datasets"], config["methods"],
-                          title=f"Table 1, profile {config.get('name', '?')}")
+                          title=f"Table 1, profile {config.get('name', '?')}",
+                          truth=table.truth_rows(records, config["datasets"]))
     with open(os.path.join(args.out, "table1.md"), "w") as f:
         f.write(text)
     table.write_csv(rows, os.path.join(args.out, "table1.csv"))
@@ -185,10 +191,16 @@ def main(argv=None):
             return 2
         write_json_atomic(args.out, record)
         m = record["metrics"]
+        diverged = sum(record["diverged"])
         print(f"{args.method} on {args.dataset} (seed {args.seed}): "
               f"validation objective {record['selected_val_objective']:.4f}, "
-              f"test LL {m['test_ll_is']:.4f} (IS)"
+              f"test LL {m['test_ll_is']:.4f} (IS, min ESS {m['test_ll_is_ess_min']:.1f})"
+              + (f", {m['test_ll_quadrature']:.4f} (quadrature)" if m["test_ll_quadrature"] is not None else "")
               + (f", {m['test_ll_exact']:.4f} (exact)" if m["test_ll_exact"] is not None else "")
+              + (f", true model {m['test_ll_truth']:.4f}" if m["test_ll_truth"] is not None else "")
               + (f", smooth kNN {m['smooth_knn']:.3f}" if "smooth_knn" in m else "")
+              + f"; selected restart {record['best_restart']}: {record['selected_epochs_run']} epochs, "
+              + ("converged" if record["selected_converged"] else "not converged (hit the budget)")
+              + (f"; {diverged} of {len(record['diverged'])} restarts diverged" if diverged else "")
               + f" -> {args.out}")
     return 0

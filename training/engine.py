@@ -101,6 +101,7 @@ class BatchedRun:
         self._ref_value = np.full(R, np.inf)
         self._ref_epoch = np.zeros(R, dtype=int)
         self._ended_at = np.full(R, -1)       # the epoch a restart stopped or diverged
+        self.hold_until = 0                   # no stopping before this epoch (scalar or (R,))
         # With ``near_best`` (a margin), also keep per restart the latest
         # parameters whose validation value was within the margin of the best.
         self.near_best = near_best
@@ -249,7 +250,8 @@ class BatchedRun:
             fell = np.isfinite(value) & (value < self._ref_value - self.tol)
             self._ref_value = np.where(fell, value, self._ref_value)
             self._ref_epoch = np.where(fell, self.epoch, self._ref_epoch)
-            stop = self.active & (self.epoch - self._ref_epoch >= self.patience)
+            stop = (self.active & (self.epoch >= self.hold_until)
+                    & (self.epoch - self._ref_epoch >= self.patience))
             self._ended_at = np.where(stop, self.epoch, self._ended_at)
             self.stopped |= stop
         self.val_history.append(value)
@@ -301,6 +303,7 @@ class BatchedRun:
         out._ref_value = self._ref_value[idx]
         out._ref_epoch = self._ref_epoch[idx]
         out._ended_at = self._ended_at[idx]
+        out.hold_until = self.hold_until if np.ndim(self.hold_until) == 0 else np.asarray(self.hold_until)[idx]
         out.train_history = [h[idx] for h in self.train_history]
         out.val_history = [h[idx] for h in self.val_history]
         out.val_epochs = list(self.val_epochs)

@@ -1,4 +1,4 @@
-"""Evaluation (SPEC 6): importance-sampled log-likelihood, smooth k-NN test, aggregated posterior.
+"""Evaluation (SPEC 6): importance-sampled and quadrature log-likelihood, smooth k-NN test, aggregated posterior.
 
 All functions take a likelihood / encoder and parameters with a leading
 restart axis (length 1 for a selected model) and return one value per
@@ -11,8 +11,12 @@ from analysis import _checks
 
 from .knn import DEFAULT_ALPHA, DEFAULT_K, smooth_knn_test
 from .models import LOG_2PI, gaussian_log_density
+from .quadrature import log_likelihood_quadrature
 
-__all__ = ["log_likelihood_is", "exact_log_likelihood", "held_out_log_likelihood",
+#: Latent dimensions up to which the quadrature log-likelihood is computed.
+QUADRATURE_MAX_LATENT = 2
+
+__all__ = ["log_likelihood_is", "exact_log_likelihood", "log_likelihood_quadrature", "held_out_log_likelihood",
            "aggregated_posterior", "mutual_information_estimate", "smooth_knn"]
 
 
@@ -43,7 +47,7 @@ def importance_chunks(likelihood, theta, encoder, phi, x, rng, samples, inflate,
 
 
 def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0,
-                      max_entries=2_000_000):
+                      max_entries=2_000_000, return_ess=False):
     """Importance-sampled log p_theta(x) per point (paper Eq. 48).
 
     The proposal is q_phi(z | x) with its variance multiplied by ``inflate``
@@ -63,19 +67,26 @@ def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inf
         > 0.
     max_entries : int
         Bound on R * chunk * N per chunk (memory).
+    return_ess : bool
+        Also return each point's effective sample size (sum w)^2 / sum w^2
+        (between 1 and ``samples``; near 1 means one draw decides the
+        estimate, a sign that q misses the posterior).
 
     Returns
     -------
-    ndarray (R, N)
+    ndarray (R, N), or (log-likelihood, ESS) with ``return_ess``
     """
     x = _checks.real_array("x", x, 2)
     samples = _checks.integer("samples", samples, 1)
     inflate = float(_checks.positive("inflate", inflate))
     _checks.generator("rng", rng)
-    total = -np.inf
+    total = total2 = -np.inf
     for log_w, _ in importance_chunks(likelihood, theta, encoder, phi, x, rng, samples, inflate, max_entries):
         total = np.logaddexp(total, logsumexp(log_w, axis=1))
-    return total - np.log(samples)
+        if return_ess:
+            total2 = np.logaddexp(total2, logsumexp(2.0 * log_w, axis=1))
+    ll = total - np.log(samples)
+    return (ll, np.exp(2.0 * total - total2)) if return_ess else ll
 
 
 def exact_log_likelihood(likelihood, theta, x):
@@ -84,19 +95,44 @@ def exact_log_likelihood(likelihood, theta, x):
     return likelihood.exact(theta).log_likelihood(x)
 
 
-def held_out_log_likelihood(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0):
-    """The average test log-likelihood per restart (R,): IS estimate and, where available, exact.
+def held_out_log_likelihood(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0, worst=3):
+    """The average test log-likelihood per restart (R,) by every estimator available, with diagnostics.
 
     Returns
     -------
     dict
-        ``is`` (R,), ``exact`` (R,) or None, ``is_se`` (R,) the standard error
-        of the IS average over points.
+        ``is`` (R,) the importance-sampled estimate (the paper's estimator)
+        and ``is_se`` (R,) its standard error over points; ``is_ess_mean``,
+        ``is_ess_min`` (R,) the effective sample sizes over points;
+        ``exact`` (R,) for linear-Gaussian likelihoods, else None;
+        ``quadrature`` (R,) for latent dimension <= 2, else None, with
+        ``quadrature_error`` (R,) the largest per-point error estimate and
+        ``quadrature_unconverged`` (R,) the points short of the tolerance;
+        ``worst`` per restart, the ``worst`` points where IS falls furthest
+        below the reference (quadrature, or exact): dicts of ``index``,
+        ``is``, ``reference`` and ``ess``.
     """
-    per_point = log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples, inflate)
-    exact = exact_log_likelihood(likelihood, theta, x).mean(axis=-1) if likelihood.linear else None
-    return {"is": per_point.mean(axis=-1), "exact": exact,
-            "is_se": per_point.std(axis=-1, ddof=1) / np.sqrt(per_point.shape[-1])}
+    per_point, ess = log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples, inflate, return_ess=True)
+    out = {"is": per_point.mean(axis=-1),
+           "is_se": per_point.std(axis=-1, ddof=1) / np.sqrt(per_point.shape[-1]),
+           "is_ess_mean": ess.mean(axis=-1), "is_ess_min": ess.min(axis=-1),
+           "exact": None, "quadrature": None, "quadrature_error": None, "quadrature_unconverged": None}
+    reference = None
+    if likelihood.linear:
+        reference = exact_log_likelihood(likelihood, theta, x)
+        out["exact"] = reference.mean(axis=-1)
+    if likelihood.latent_dim <= QUADRATURE_MAX_LATENT:
+        quad = log_likelihood_quadrature(likelihood, theta, x, return_error=True)
+        out.update(quadrature=quad.log_likelihood.mean(axis=-1), quadrature_error=quad.error.max(axis=-1),
+                   quadrature_unconverged=np.sum(~quad.converged, axis=-1))
+        reference = quad.log_likelihood if reference is None else reference
+    out["worst"] = None
+    if reference is not None:
+        gap = reference - per_point
+        order = np.argsort(-gap, axis=-1)[:, :worst]
+        out["worst"] = [[{"index": int(i), "is": float(per_point[r, i]), "reference": float(reference[r, i]),
+                          "ess": float(ess[r, i])} for i in order[r]] for r in range(per_point.shape[0])]
+    return out
 
 
 def aggregated_posterior(encoder, phi, x):

@@ -16,7 +16,8 @@ from analysis import _checks
 
 from .datasets import DATASETS, load_dataset
 from .engine import AllRestartsDiverged
-from .evaluate import aggregated_posterior, smooth_knn, held_out_log_likelihood
+from .evaluate import (QUADRATURE_MAX_LATENT, aggregated_posterior, exact_log_likelihood, held_out_log_likelihood,
+                       log_likelihood_quadrature, smooth_knn)
 from .lagging import LaggingVAE
 from .libi import LiBI
 from .trainers import BATCHABLE, BATCH_SHARED, VAE, AnnealedBetaVAE, BetaVAE, fit_batched
@@ -32,7 +33,7 @@ def make_trainer(method, **settings):
     Examples
     --------
     >>> make_trainer("beta_vae", beta=2.0, epochs=10)
-    BetaVAE(epochs=10, restarts=10, lr=0.01, elbo='auto', mc_samples=1, val_mc_samples=16, eval_every=10, seed=0, progress=False, beta=2.0)
+    BetaVAE(epochs=10, restarts=10, lr=0.01, elbo='auto', mc_samples=1, val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0, beta=2.0)
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
@@ -48,16 +49,32 @@ def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
     Returns
     -------
     dict
-        ``test_ll_is`` (and its standard error), ``test_ll_exact`` (linear
-        models), ``smooth_knn`` mean and std, the aggregated posterior's
-        ``agg_kl_to_prior`` and ``agg_max_abs_corr``, and evaluation time.
+        ``test_ll_is`` (the paper's importance-sampled estimator) with its
+        standard error and diagnostics (``test_ll_is_ess_mean``,
+        ``test_ll_is_ess_min``, ``test_ll_is_worst``: the points where IS
+        falls furthest below the reference); ``test_ll_quadrature`` (latent
+        dimension <= 2) with ``test_ll_quadrature_error`` (largest per-point
+        error estimate) and ``test_ll_quadrature_unconverged``;
+        ``test_ll_exact`` (linear models); ``test_ll_truth``, the true
+        model's own test log-likelihood (exact or quadrature; the ceiling);
+        ``smooth_knn`` mean and std; the aggregated posterior's
+        ``agg_kl_to_prior`` and ``agg_max_abs_corr``; evaluation time.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     t0 = time.perf_counter()
     lik, enc = data.likelihood, data.encoder
     ll = held_out_log_likelihood(lik, trainer.theta_, enc, trainer.phi_, data.test, rng, samples=is_samples)
-    out = {"test_ll_is": float(ll["is"][0]), "test_ll_is_se": float(ll["is_se"][0]),
-           "test_ll_exact": None if ll["exact"] is None else float(ll["exact"][0])}
+
+    def first(key, cast=float):
+        return None if ll[key] is None else cast(ll[key][0])
+
+    out = {"test_ll_is": first("is"), "test_ll_is_se": first("is_se"),
+           "test_ll_is_ess_mean": first("is_ess_mean"), "test_ll_is_ess_min": first("is_ess_min"),
+           "test_ll_is_worst": None if ll["worst"] is None else ll["worst"][0],
+           "test_ll_exact": first("exact"), "test_ll_quadrature": first("quadrature"),
+           "test_ll_quadrature_error": first("quadrature_error"),
+           "test_ll_quadrature_unconverged": first("quadrature_unconverged", int),
+           "test_ll_truth": truth_log_likelihood(data)}
     if knn_repeats:
         knn = smooth_knn(data, trainer.theta_, rng, repeats=knn_repeats)
         out.update(smooth_knn=float(knn.mean), smooth_knn_std=float(knn.std))
@@ -66,6 +83,18 @@ def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
                agg_max_abs_corr=float(agg["max_abs_corr"][0]),
                eval_seconds=time.perf_counter() - t0)
     return out
+
+
+def truth_log_likelihood(data):
+    """The true model's test log-likelihood per point (exact, or by quadrature); None if unknown."""
+    lik = data.likelihood
+    if data.truth is None:
+        return None
+    if lik.linear:
+        return float(exact_log_likelihood(lik, data.truth, data.test).mean())
+    if lik.latent_dim <= QUADRATURE_MAX_LATENT:
+        return float(log_likelihood_quadrature(lik, data.truth, data.test).mean())
+    return None
 
 
 def versions():
@@ -136,6 +165,9 @@ def _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samp
               "val_objective": trainer.val_objective_,
               "selected_val_objective": float(trainer.val_objective_[trainer.best_restart_]),
               "diverged": trainer.diverged_,
+              "epochs_run": trainer.epochs_run_, "converged": trainer.converged_,
+              "selected_epochs_run": int(trainer.epochs_run_[trainer.best_restart_]),
+              "selected_converged": bool(trainer.converged_[trainer.best_restart_]),
               "fit_seconds": fit_seconds, "versions": versions()}
     if shared_by is not None:
         record["fit_seconds_shared_by"] = shared_by

@@ -90,13 +90,14 @@ def henze_zirkler(Z, check=True):
     ----------
     Z : ndarray of float64, shape (..., n, p)
         Samples of ``n >= 2`` points in ``p >= 1`` dimensions, batched over
-        the leading axes.  Each sample's covariance must be non-singular
-        (``numpy.linalg.LinAlgError`` otherwise).
+        the leading axes.
 
     Returns
     -------
     ndarray of float64, shape (...)
-        The statistic for each sample (a float64 scalar for a single sample).
+        The statistic for each sample (a float64 scalar for a single sample);
+        NaN for a sample whose covariance is singular (collapsed codes), the
+        others unaffected.
         It is invariant to affine maps ``z -> z M + c`` with invertible ``M``.
 
     Examples
@@ -127,6 +128,12 @@ def _hz_parts(Z):
     c = 0.5 * b2 / (1.0 + b2)
     Y = Z - Z.mean(axis=-2, keepdims=True)
     S = _swap(Y) @ Y / n
+    # A collapsed sample (singular covariance) has no statistic: NaN for that
+    # batch item, so a trainer marks that restart diverged and the others go on.
+    sign, logdet = onp.linalg.slogdet(S)
+    singular = ~(sign > 0) | ~onp.isfinite(logdet) | (logdet < p * onp.log(onp.finfo(float).tiny))
+    if onp.any(singular):
+        S = onp.where(singular[..., None, None], onp.eye(p), S)
     X = _swap(onp.linalg.solve(S, _swap(Y)))           # rows S^-1 y_j
     D = onp.sum(Y * X, axis=-1)                         # D_j
     E = X @ _swap(Y)                                    # G_jk, then the kernel in place
@@ -137,6 +144,7 @@ def _hz_parts(Z):
     e = onp.exp(-c * D)
     value = (E.sum(axis=(-2, -1)) / n - 2.0 * (1.0 + b2) ** (-p / 2.0) * e.sum(axis=-1)
              + n * (1.0 + 2.0 * b2) ** (-p / 2.0))
+    value = onp.where(singular, onp.nan, value)
     return value, (Y, X, E, e, b2, c, n, p)
 
 

@@ -327,7 +327,8 @@ def _level(likelihood, theta, x, log_const, ipsi, center, S, box, group, n, tol,
     edge[rows, idx[live]] = rim_heavy[live]
 
 
-def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, return_error=False):
+def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, max_evaluations=2_000_000,
+                              return_error=False):
     """log p_theta(x_n) per restart and point by adaptive deterministic quadrature.
 
     Integrates p_theta(x | z) N(z; 0, I) over z for a likelihood with a 1- or
@@ -349,6 +350,13 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
     max_order : int
         Largest number of nodes per latent dimension, in [16, 256] (default 256); the rules
         used are 8, 12, 16, 24, 32, 48, ... below it, then ``max_order``.
+    max_evaluations : int
+        Work bound (>= 1): a finer rule is not started when it would evaluate
+        the likelihood mean at more than this many nodes for one restart
+        (unconverged points x nodes per point); the points left are reported
+        unconverged. A well-fitted model's 500 points need well under a
+        million; a badly fitted one (folded, very peaked posteriors almost
+        everywhere) would otherwise cost minutes.
     return_error : bool
         Return a :class:`QuadratureResult` (value, error estimate, final
         order, converged flag) instead of the values alone.
@@ -394,6 +402,7 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
     if tol <= 0:
         raise ValueError(f"tol must be > 0, got {tol!r}")
     max_order = _checks.integer("max_order", max_order, 16, 256)
+    max_evaluations = _checks.integer("max_evaluations", max_evaluations, 1)
     return_error = bool(return_error)
 
     psi = np.asarray(likelihood.noise(theta), dtype=np.float64)
@@ -411,7 +420,7 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
     converged = np.zeros((R, N), dtype=bool)
     active = np.ones((R, N), dtype=bool)
     for level, n in enumerate(orders):
-        if not active.any():
+        if not active.any() or (level > 1 and active.sum(axis=1).max() * n**K > max_evaluations):
             break
         new = np.full((R, N), np.nan)
         edge = np.zeros((R, N), dtype=bool)

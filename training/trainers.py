@@ -127,18 +127,20 @@ class _Trainer:
         return (epoch + 1) % self.eval_every == 0 or epoch == (epochs or self.epochs) - 1
 
     def _train(self, params, parts, loss, val_loss, draw, bar, epochs=None, diverged=None, optimizer=None,
-               near_best=None):
+               near_best=None, hold_until=0):
         """Adam on ``parts`` of ``params`` for ``epochs``, validating as set: the shared epoch loop.
 
         ``loss(params, epoch, eps)`` with ``eps = draw()``; ``diverged`` (R,)
         carries divergence flags in from an earlier phase; ``optimizer``
         replaces ``adam(self.lr)`` (:func:`fit_batched`: one rate per restart);
-        ``near_best`` keeps the latest near-best parameters too (``run.kept``).
+        ``near_best`` keeps the latest near-best parameters too (``run.kept``);
+        the stopping rule waits until epoch ``hold_until`` (scalar or (R,)).
         """
         epochs = epochs or self.epochs
         run = BatchedRun(params, optimizer or adam(self.lr), self.patience, self.tol, near_best)
         if diverged is not None:
             run.diverged |= diverged
+        run.hold_until = hold_until
         shown = 0
         for epoch in range(epochs):
             run.step(loss, parts, epoch, draw())
@@ -231,8 +233,12 @@ class VAE(_Trainer):
         params, streams = self._setup(data)
         loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
         with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
-            run = self._train(params, ("theta", "phi"), loss, val_loss, draw, bar)
+            run = self._train(params, ("theta", "phi"), loss, val_loss, draw, bar, hold_until=self._hold_until())
         return self._finish(run)
+
+    def _hold_until(self):
+        """The stopping rule waits until this epoch (the end of a beta ramp)."""
+        return 0
 
 
 class BetaVAE(VAE):
@@ -266,7 +272,8 @@ class AnnealedBetaVAE(BetaVAE):
     """beta-VAE with KL annealing: beta ramps linearly from 0 to ``beta`` (SPEC 5).
 
     The ramp covers the first ``anneal_fraction`` of the epochs (default
-    half); model selection uses the final beta throughout.
+    half); model selection uses the final beta throughout, and the stopping
+    rule (``patience``) acts only after the ramp.
 
     Parameters
     ----------
@@ -288,6 +295,11 @@ class AnnealedBetaVAE(BetaVAE):
     def _beta(self, epoch):
         ramp = max(1.0, self.anneal_fraction * self.epochs)
         return float(self.beta) * min(1.0, (epoch + 1) / ramp)
+
+    def _hold_until(self):
+        # Selection uses the final beta: during the ramp the objective being
+        # trained is not the one validated, so a plateau there means nothing.
+        return int(onp.ceil(self.anneal_fraction * self.epochs))
 
 
 class InferenceOnly(VAE):
@@ -435,7 +447,8 @@ def fit_batched(trainers, data):
     loss, val_loss, draw = lead._elbo_losses(data, streams, lambda epoch: per_restart(lambda t: t._beta(epoch)),
                                              per_restart(lambda t: t._final_beta()))
     with progress_bar(lead.epochs, any(t.progress for t in trainers), "fit_batched") as bar:
-        run = lead._train(params, ("theta", "phi"), loss, val_loss, draw, bar, optimizer=optimizer)
+        run = lead._train(params, ("theta", "phi"), loss, val_loss, draw, bar, optimizer=optimizer,
+                          hold_until=per_restart(lambda t: t._hold_until()))
     failed = []
     stop = 0
     for i, t in enumerate(trainers):

@@ -12,9 +12,12 @@ from training.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 
 RECORD_KEYS = {"dataset", "seed", "method", "settings", "metrics", "selected", "best_restart", "val_objective",
-               "selected_val_objective", "diverged", "fit_seconds", "versions"}
-METRIC_KEYS = {"test_ll_is", "test_ll_is_se", "test_ll_exact", "smooth_knn", "smooth_knn_std",
-               "agg_kl_to_prior", "agg_max_abs_corr", "eval_seconds"}
+               "selected_val_objective", "diverged", "epochs_run", "converged", "selected_epochs_run",
+               "selected_converged", "fit_seconds", "versions"}
+METRIC_KEYS = {"test_ll_is", "test_ll_is_se", "test_ll_is_ess_mean", "test_ll_is_ess_min", "test_ll_is_worst",
+               "test_ll_exact", "test_ll_quadrature", "test_ll_quadrature_error", "test_ll_quadrature_unconverged",
+               "test_ll_truth", "smooth_knn", "smooth_knn_std", "agg_kl_to_prior", "agg_max_abs_corr",
+               "eval_seconds"}
 
 
 def _env():
@@ -42,8 +45,26 @@ def test_fit_writes_the_documented_record(tmp_path):
     assert record["selected_val_objective"] == record["val_objective"][record["best_restart"]]
     m = record["metrics"]
     assert abs(m["test_ll_is"] - m["test_ll_exact"]) < 0.05
+    assert abs(m["test_ll_quadrature"] - m["test_ll_exact"]) < 1e-6       # two independent routes
+    assert m["test_ll_quadrature_error"] <= 1e-6 and m["test_ll_quadrature_unconverged"] == 0
+    assert 1 <= m["test_ll_is_ess_min"] <= m["test_ll_is_ess_mean"] <= 200
+    assert len(m["test_ll_is_worst"]) == 3
+    assert record["epochs_run"] == [30, 30] and record["converged"] == [False, False]
+    assert record["selected_epochs_run"] == 30 and record["selected_converged"] is False
+    assert "not converged" in proc.stdout
     assert set(record["selected"]) == {"theta", "phi"} and len(record["selected"]["theta"]["u"]) == 1
     assert not list(out.parent.glob("*.tmp"))
+
+
+def test_fit_with_the_stopping_rule_reports_convergence(tmp_path):
+    out = tmp_path / "result.json"
+    assert main(["fit", "--dataset", "linear_jtex", "--method", "vae", "--epochs", "20000", "--restarts", "2",
+                 "--patience", "100", "--tol", "1e-3", "--is-samples", "100", "--knn-repeats", "0",
+                 "--out", str(out), "--no-progress"]) == 0
+    record = json.loads(out.read_text())
+    assert record["settings"] == {"epochs": 20000, "restarts": 2, "patience": 100, "tol": 1e-3}
+    assert all(record["converged"]) and max(record["epochs_run"]) < 20000
+    assert record["selected_converged"] is True
 
 
 def test_a_bad_dataset_exits_non_zero_in_a_subprocess(tmp_path):

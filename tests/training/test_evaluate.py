@@ -74,9 +74,31 @@ def test_batched_restarts_have_the_right_shape(datasets):
     est = log_likelihood_is(d.likelihood, theta, d.encoder, phi, d.test[:10], np.random.default_rng(0), samples=20)
     assert est.shape == (3, 10) and np.all(np.isfinite(est))
     summary = ll_summary(d.likelihood, theta, d.encoder, phi, d.test[:10], np.random.default_rng(0), samples=20)
-    assert set(summary) == {"is", "exact", "is_se"}
-    assert summary["is"].shape == summary["exact"].shape == summary["is_se"].shape == (3,)
-    np.testing.assert_allclose(summary["exact"], exact_log_likelihood(d.likelihood, theta, d.test[:10]).mean(axis=1))
+    assert set(summary) == {"is", "exact", "is_se", "is_ess_mean", "is_ess_min", "quadrature",
+                            "quadrature_error", "quadrature_unconverged", "worst"}
+    for key in ("is", "exact", "is_se", "is_ess_mean", "is_ess_min", "quadrature", "quadrature_error"):
+        assert summary[key].shape == (3,)
+    exact = exact_log_likelihood(d.likelihood, theta, d.test[:10])
+    np.testing.assert_allclose(summary["exact"], exact.mean(axis=1))
+    np.testing.assert_allclose(summary["quadrature"], exact.mean(axis=1), atol=1e-6, rtol=0)
+    assert np.all((1 <= summary["is_ess_min"]) & (summary["is_ess_min"] <= summary["is_ess_mean"])
+                  & (summary["is_ess_mean"] <= 20))
+    # The worst points: where IS falls furthest below the exact value, in that order.
+    est = log_likelihood_is(d.likelihood, theta, d.encoder, phi, d.test[:10], np.random.default_rng(0), samples=20)
+    for r, worst in enumerate(summary["worst"]):
+        gaps = [w["reference"] - w["is"] for w in worst]
+        assert len(worst) == 3 and gaps == sorted(gaps, reverse=True)
+        assert gaps[0] == pytest.approx(np.max(exact[r] - est[r]))
+
+
+def test_the_ess_is_the_sample_size_for_the_exact_posterior():
+    """q = the exact posterior (not inflated): every weight is p(x), so ESS = S exactly."""
+    d = load_dataset("univariate", seed=0, n_train=2, n_val=2, n_test=20)
+    phi = posterior_encoder(d.likelihood, d.truth)
+    ll, ess = log_likelihood_is(d.likelihood, d.truth, d.encoder, phi, d.test, np.random.default_rng(0),
+                                samples=50, inflate=1.0, return_ess=True)
+    np.testing.assert_allclose(ess, 50.0, rtol=1e-9)
+    np.testing.assert_allclose(ll, exact_log_likelihood(d.likelihood, d.truth, d.test), atol=1e-9)
 
 
 def test_summary_of_a_nonlinear_model_has_no_exact_value():
@@ -84,6 +106,7 @@ def test_summary_of_a_nonlinear_model_has_no_exact_value():
     phi = d.encoder.init([s[0] for s in restart_streams(0, 1)])
     out = ll_summary(d.likelihood, d.truth, d.encoder, phi, d.test, np.random.default_rng(0), samples=10)
     assert out["exact"] is None and out["is"].shape == (1,)
+    assert out["quadrature"].shape == (1,) and np.isfinite(out["quadrature"]).all()
 
 
 @pytest.mark.parametrize("kw, exc, name", [(dict(samples=0), ValueError, "samples"),

@@ -140,3 +140,13 @@ def test_bad_sample(Z, exc, match):
 def test_bad_pvalue_input(args, exc, match):
     with pytest.raises(exc, match=match):
         henze_zirkler_pvalue(*args)
+
+
+def test_a_collapsed_sample_gives_nan_and_leaves_the_others_alone():
+    rng = np.random.default_rng(0)
+    Z = rng.standard_normal((3, 50, 2))
+    Z[1, :, 1] = 2.0 * Z[1, :, 0]               # rank 1: singular covariance
+    Z[2] = 0.0                                  # every code the same
+    hz = henze_zirkler(Z)
+    assert np.isnan(hz[1:]).all()
+    assert hz[0] == henze_zirkler(Z[0])

@@ -165,3 +165,14 @@ def test_argument_checks():
         log_likelihood_quadrature(lik, theta, x, max_order=8)
     with pytest.raises(TypeError, match="max_order"):
         log_likelihood_quadrature(lik, theta, x, max_order=32.0)
+
+
+def test_the_work_bound_stops_refinement_and_flags_the_points_left():
+    d = load_dataset("cubic_jtex", seed=0)
+    x = d.test[:60]
+    full = log_likelihood_quadrature(d.likelihood, d.truth, x, return_error=True)
+    bounded = log_likelihood_quadrature(d.likelihood, d.truth, x, max_evaluations=1, return_error=True)
+    assert full.converged.all() and full.order.max() > 12
+    assert bounded.order.max() == 12                      # two rules, then no finer one is started
+    assert (~bounded.converged).any() and np.isfinite(bounded.log_likelihood).all()
+    assert np.array_equal(bounded.converged, bounded.error <= 1e-6)

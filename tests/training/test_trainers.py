@@ -251,3 +251,12 @@ def test_fit_accepts_user_arrays(small):
     user = Dataset.from_arrays(d.train, d.val, d.test, d.likelihood, d.encoder)
     est = VAE(epochs=5, restarts=1).fit(user)
     assert np.all(np.isfinite(est.val_objective_))
+
+
+def test_the_stopping_rule_waits_for_the_end_of_the_beta_ramp(small):
+    """Nothing improves by tol = 1e9 nats: plain beta-VAE restarts stop at the first chance, annealed ones after the ramp."""
+    common = dict(epochs=400, restarts=2, seed=0, patience=20, tol=1e9)
+    plain = BetaVAE(beta=2.0, **common).fit(small["linear_jtex"])
+    annealed = AnnealedBetaVAE(beta=2.0, anneal_fraction=0.5, **common).fit(small["linear_jtex"])
+    assert plain.converged_.all() and plain.epochs_run_.tolist() == [30, 30]
+    assert annealed.converged_.all() and annealed.epochs_run_.tolist() == [200, 200]
