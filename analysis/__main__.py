@@ -25,6 +25,20 @@ def _int_at_least(low):
     return parse
 
 
+#: Largest --grid: 2000^2 cells keep figure1's arrays to a few hundred MB.
+MAX_GRID = 2000
+
+
+def _int_between(low, high):
+    def parse(text):
+        value = _int_at_least(low)(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be <= {high}, got {value}")
+        return value
+    parse.__name__ = f"integer in [{low}, {high}]"
+    return parse
+
+
 def build_parser():
     """The argparse parser of ``python -m analysis``."""
     parser = argparse.ArgumentParser(
@@ -36,8 +50,8 @@ def build_parser():
     fig = sub.add_parser("figure1", help="draw Figure 1 A-F as PNGs",
                          description="Write figure1A.png ... figure1F.png and figure1.png to --out.")
     fig.add_argument("--out", required=True, help="output directory (created if missing)")
-    fig.add_argument("--grid", type=_int_at_least(2), default=300,
-                     help="points per axis of the (B11, B22) grid (default 300)")
+    fig.add_argument("--grid", type=_int_between(2, MAX_GRID), default=300,
+                     help=f"points per axis of the (B11, B22) grid, 2-{MAX_GRID} (default 300)")
     fig.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the samples (default 0)")
     fig.add_argument("--n-points", type=_int_at_least(1), default=2000,
                      help="samples drawn for panels C-F (default 2000)")
