@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from training import cli, experiment
-from training.locking import DirectoryLock
 from training.sweep import ConfigMismatch, expand_units, load_profile, load_records, run_sweep, set_option
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -115,6 +114,7 @@ def test_a_broken_config_json_beside_foreign_records_is_explained(tmp_path):
 
 # ---- 9: one driver per results directory ---------------------------------------------------
 def test_a_second_driver_is_refused_and_touches_nothing(tmp_path):
+    from training.locking import DirectoryLock
     out = tmp_path / "res"
     out.mkdir()
     tmp_file = out / ".tmp-inflight.json"
