@@ -91,6 +91,9 @@ def main(argv=None, out=None):
         target = Path(args.out)
         if target.exists() and not target.is_dir():
             parser.error(f"--out {args.out!r} exists and is not a directory")
+        blocker = next((p for p in target.absolute().parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:    # before the figures' work, not after
+            parser.error(f"--out {args.out!r}: {str(blocker)!r} is a file, not a directory")
         from .figures import figure1
         try:
             summary = figure1(target, grid=args.grid, n_points=args.n_points, seed=args.seed)
