@@ -146,6 +146,9 @@ def main(argv=None, out=None):
         target = Path(args.out)
         if target.exists() and not target.is_dir():
             parser.error(f"--out {args.out!r} exists and is not a directory")
+        blocker = next((p for p in target.absolute().parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:    # before the figures' work, not after
+            parser.error(f"--out {args.out!r}: {str(blocker)!r} is a file, not a directory")
     if args.command in ("landscape", "univariate"):
         return _own_model(parser, args, target, out)
     if args.command == "figure1":

@@ -6,7 +6,7 @@ import numpy as np
 
 def real_array(name, value, ndim_min=0):
     """``value`` as a finite float64 array with at least ``ndim_min`` axes."""
-    if value is None or np.iscomplexobj(value):
+    if value is None or np.iscomplexobj(value) or _has_text(value):
         raise TypeError(f"{name} must be a real array-like of numbers, got {type(value).__name__}")
     try:
         arr = np.asarray(value, dtype=np.float64)
@@ -16,6 +16,27 @@ def real_array(name, value, ndim_min=0):
         raise ValueError(f"{name} must have at least {ndim_min} dimensions, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return arr
+
+
+def _has_text(value):
+    """True for strings (or arrays holding them): numpy would parse "0.5" as a number."""
+    if isinstance(value, (str, bytes)):
+        return True
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        return False
+    if arr.dtype.kind in "USV":
+        return True
+    return arr.dtype.kind == "O" and any(isinstance(v, (str, bytes)) for v in arr.flat)
+
+
+def bounded(name, arr, limit):
+    """Entries with magnitude <= ``limit``: beyond it the closed forms overflow."""
+    if np.any(np.abs(arr) > limit):
+        raise ValueError(f"{name} must have entries of magnitude <= {limit:g}, got max "
+                         f"{np.max(np.abs(arr)):g}")
     return arr
 
 

@@ -15,6 +15,10 @@ from . import _checks
 __all__ = ["LinearGaussian"]
 
 
+#: Largest entry magnitude of W, noise_cov, A and sigma2: squares stay finite.
+MAX_ENTRY = 1e100
+
+
 def _t(a):
     return np.swapaxes(a, -1, -2)
 
@@ -55,9 +59,11 @@ class LinearGaussian:
     """
 
     def __init__(self, W, noise_cov):
-        W = _checks.real_array("W", W, ndim_min=2)
-        Psi = _checks.real_array("noise_cov", noise_cov, ndim_min=2)
+        W = _checks.bounded("W", _checks.real_array("W", W, ndim_min=2), MAX_ENTRY)
+        Psi = _checks.bounded("noise_cov", _checks.real_array("noise_cov", noise_cov, ndim_min=2), MAX_ENTRY)
         D, K = W.shape[-2:]
+        if D < 1 or K < 1:
+            raise ValueError(f"W must have shape (..., D, K) with D >= 1 and K >= 1; got {W.shape}")
         if Psi.shape[-2:] != (D, D):
             raise ValueError(f"noise_cov must have shape (..., {D}, {D}) to match W of shape "
                              f"(..., D={D}, K={K}); got {Psi.shape}")
@@ -125,12 +131,14 @@ class LinearGaussian:
         >>> round(float(m.mean_field_kl()), 5)
         0.53235
         """
-        A = _checks.real_array("A", A, ndim_min=2)
+        A = _checks.bounded("A", _checks.real_array("A", A, ndim_min=2), MAX_ENTRY)
         D = A.shape[-2]
+        if D < 1:
+            raise ValueError(f"A must have shape (..., D, J) with D >= 1; got {A.shape}")
         b = _checks.real_array("b", b, ndim_min=1)
         if b.shape[-1] != D:
             raise ValueError(f"b must have shape (..., {D}) to match A of shape {A.shape}; got {b.shape}")
-        sigma2 = _checks.positive("sigma2", sigma2)
+        sigma2 = _checks.bounded("sigma2", _checks.positive("sigma2", sigma2), MAX_ENTRY)
         _checks.batch_shape([("A", A.shape[:-2]), ("b", b.shape[:-1]), ("sigma2", sigma2.shape)])
         s2 = sigma2[..., None]
         if np.any(b < 0) or np.any(b >= s2):
@@ -138,7 +146,12 @@ class LinearGaussian:
                              "(at b = sigma2 the noise is singular and I(X;Z) infinite); "
                              f"got b={b}")
         B = b[..., :, None] * np.eye(D)
-        W = np.linalg.cholesky(A @ _t(A) + B)
+        try:
+            W = np.linalg.cholesky(A @ _t(A) + B)
+        except np.linalg.LinAlgError:
+            raise ValueError("A A^T + diag(b) must be positive definite: A's rows must be linearly "
+                             "independent, or b > 0 where they are not; got A with rank "
+                             f"{np.linalg.matrix_rank(A).max()} of {D} rows and b={b}") from None
         return cls(W, s2[..., None] * np.eye(D) - B)
 
     # ---- the model ----------------------------------------------------

@@ -9,12 +9,46 @@ from .gaussian import LinearGaussian
 __all__ = ["jtex_b_landscape", "jtex_vae_optimum", "VAEOptimum"]
 
 
+#: sigma2 in [SIGMA2_MIN, SIGMA2_MAX], entries of A at most MAX_A * sqrt(sigma2), the data
+#: covariance's eigenvalues within DATA_RATIO of sigma2 either way: beyond
+#: these the closed forms under- or overflow (or the posterior variance
+#: rounds to 0) and the objective is NaN.
+SIGMA2_MIN, SIGMA2_MAX, MAX_A, DATA_RATIO = 1e-30, 1e30, 1e6, 1e12
+
+
+def _sigma2(sigma2):
+    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
+    if not SIGMA2_MIN <= sigma2 <= SIGMA2_MAX:
+        raise ValueError(f"sigma2 must lie in [{SIGMA2_MIN:g}, {SIGMA2_MAX:g}], got {sigma2:g}")
+    return sigma2
+
+
 def _jtex_args(A, sigma2):
     A = _checks.real_array("A", A)
     if A.shape != (2, 2):
         raise ValueError(f"A must have shape (2, 2) (the 2-D JTEx family); got {A.shape}")
-    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
+    sigma2 = _sigma2(sigma2)
+    _checks.bounded("A", A, MAX_A * np.sqrt(sigma2))
     return A, sigma2
+
+
+def _check_pd(A, b1, b2, names):
+    """A A^T + diag(b) positive definite at the smallest b (then at every b of the grid)."""
+    try:
+        np.linalg.cholesky(A @ A.T + np.diag([np.min(b1), np.min(b2)]))
+    except np.linalg.LinAlgError:
+        raise ValueError(f"A A^T + diag({names}) must be positive definite: A's rows must be "
+                         f"linearly independent, or {names} > 0 where they are not; got A of rank "
+                         f"{np.linalg.matrix_rank(A)} with min {names} = {np.min(b1):g}, {np.min(b2):g}") from None
+
+
+def _check_data_cov(S, sigma2):
+    w = np.linalg.eigvalsh(S)
+    if w[0] < sigma2 / DATA_RATIO or w[-1] > sigma2 * DATA_RATIO:
+        raise ValueError(f"data_cov's eigenvalues must lie in [sigma2 / {DATA_RATIO:g}, sigma2 * "
+                         f"{DATA_RATIO:g}] = [{sigma2 / DATA_RATIO:g}, {sigma2 * DATA_RATIO:g}]; got "
+                         f"[{w[0]:g}, {w[-1]:g}]")
+    return S
 
 
 def _b_values(name, b, sigma2):
@@ -72,7 +106,8 @@ def jtex_b_landscape(A, sigma2, b1, b2, data_cov=None):
     A, sigma2 = _jtex_args(A, sigma2)
     b1 = _b_values("b1", b1, sigma2).ravel()
     b2 = _b_values("b2", b2, sigma2).ravel()
-    S = A @ A.T + sigma2 * np.eye(2) if data_cov is None else _data_cov(data_cov)
+    _check_pd(A, b1, b2, "b1, b2")
+    S = A @ A.T + sigma2 * np.eye(2) if data_cov is None else _check_data_cov(_data_cov(data_cov), sigma2)
     from .compiled import jtex_functions      # sympy loads on first use only
     f = jtex_functions()
     B1, B2 = b1[:, None], b2[None, :]
@@ -191,7 +226,8 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     (0.19618, 0.1621, 0.0341)
     """
     S = _data_cov(data_cov)
-    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
+    sigma2 = _sigma2(sigma2)
+    _check_data_cov(S, sigma2)
     b = _b_values("b", b, sigma2)
     if b.shape != (2,):
         raise ValueError(f"b must have shape (2,); got {b.shape}")
@@ -216,7 +252,11 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     for _ in range(restarts):
         A0 = scale * rng.standard_normal((2, 2))
         starts.append(np.linalg.cholesky(A0 @ A0.T + 1e-6 * scale**2 * np.eye(2)))
-    results = _optimize.multistart(loss, grad, [L0[[0, 1, 1], [0, 0, 1]] for L0 in starts])
+    results = [r for r in _optimize.multistart(loss, grad, [L0[[0, 1, 1], [0, 0, 1]] for L0 in starts])
+               if np.isfinite(r.fun)]
+    if not results:
+        raise ValueError(f"no start reached a finite objective for data_cov={S.tolist()}, b={b.tolist()}, "
+                         f"sigma2={sigma2:g}")
     best = min(results, key=lambda r: r.fun)
     minima, n_agree = _optimize.agreement([r.fun for r in results], best.fun)
     from .linear_vae import fixed_noise_mle, mean_field_rotation

@@ -2,7 +2,9 @@
 import argparse
 import sys
 
+from . import cli_checks
 from .datasets import DATASETS
+from .engine import AllRestartsDiverged
 from .experiment import METHODS, fit_and_evaluate
 from .jsonio import write_json_atomic
 
@@ -118,6 +120,7 @@ def run_table1(args):
     from . import table
     from .sweep import load_records, run_sweep
     config = _table1_config(args)
+    cli_checks.check_table1(args)
     executor = None
     if args.scheduler:
         from dask.distributed import Client
@@ -137,6 +140,10 @@ def run_table1(args):
     print(f"units: {counts['total']} ({counts['skipped']} already finished, {counts['ran']} run, "
           f"{counts['failed']} failed, {counts['diverged']} diverged, {counts['corrupt']} corrupt "
           f"recomputed); wall time {time.time() - started:.0f} s -> {args.out}/table1.md, table1.csv")
+    if counts["failed"]:    # the table lacks them: not a success
+        print(f"error: {counts['failed']} units failed (their records hold the errors); rerun the same "
+              "command to retry them", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -146,6 +153,7 @@ FIGURE_MODELS = [(d, m) for d in ("linear_jtex", "cubic_jtex") for m in ("vae", 
 def run_figures(args):
     from .figures import make_figures
     from .sweep import expand_units, load_profile, load_records
+    cli_checks.check_figures(args)
     models = {}
     if args.results:
         config, records = load_records(args.results)
@@ -181,15 +189,27 @@ def main(argv=None):
         except (ValueError, TypeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        except OSError as err:     # e.g. the disk filled up while writing
+            print(f"error: {err}", file=sys.stderr)
+            return 1
     if args.command == "fit":
         try:
-            record = fit_and_evaluate(args.dataset, args.seed, args.method, _fit_settings(args),
+            settings = _fit_settings(args)
+            cli_checks.check_fit(args)
+            record = fit_and_evaluate(args.dataset, args.seed, args.method, settings,
                                       is_samples=args.is_samples, knn_repeats=args.knn_repeats,
                                       progress=not args.no_progress)
         except (ValueError, TypeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        write_json_atomic(args.out, record)
+        except AllRestartsDiverged as err:
+            print(f"error: {cli_checks.diverged_message(args, settings, err)}", file=sys.stderr)
+            return 1
+        try:
+            write_json_atomic(args.out, record)
+        except OSError as err:
+            print(f"error: cannot write --out {args.out!r}: {err}", file=sys.stderr)
+            return 1
         m = record["metrics"]
         diverged = sum(record["diverged"])
         print(f"{args.method} on {args.dataset} (seed {args.seed}): "

@@ -24,6 +24,16 @@ def json_safe(obj):
     return obj
 
 
+def _umask():
+    mask = os.umask(0o022)      # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp makes 0600 files; records get the mode any file of the user's gets.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def write_json_atomic(path, record):
     """Write ``record`` to ``path`` through a temporary file and a rename.
 
@@ -34,6 +44,7 @@ def write_json_atomic(path, record):
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
+        os.chmod(tmp, FILE_MODE)
         with os.fdopen(fd, "w") as f:
             json.dump(json_safe(record), f, indent=1, allow_nan=False)
             f.flush()

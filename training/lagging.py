@@ -57,8 +57,9 @@ class LaggingVAE(VAE):
 
     def _check_settings(self, data):
         super()._check_settings(data)
-        _checks.integer("segments", self.segments, 1, self.epochs)
-        if not 0 < self.inference_fraction < 1:
+        if not self.aggressive:    # the aggressive schedule has no segments
+            _checks.integer("segments", self.segments, 1, self.epochs)
+        if not 0 < _checks.scalar("inference_fraction", self.inference_fraction) < 1:
             raise ValueError(f"inference_fraction must be in (0, 1), got {self.inference_fraction!r}")
         _checks.integer("max_inner", self.max_inner, 1)
         _checks.integer("window", self.window, 1, self.max_inner)

@@ -11,6 +11,8 @@ with Z = {h(x_n)}; Step 2 freezes theta and fits the mean-field q_phi by the
 ELBO over phi alone; Step 3 re-initializes varphi from q_phi's mean network
 and repeats. R restarts run batched, as for the other trainers.
 """
+import numbers
+
 import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
@@ -64,6 +66,11 @@ def code_penalties(Z, lambda_hz, eps_sigma, eps_mu, hz=None):
     if onp.isfinite(eps_mu):
         out = out + capped_exp(np.sum(mean * mean, axis=1) / eps_mu)
     return out
+
+
+def _real(value):
+    """A real number, numpy scalars included (not bool)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, onp.bool_))
 
 
 def _softplus(a):
@@ -215,11 +222,11 @@ class LiBI(VAE):
 
     def _check_settings(self, data):
         super()._check_settings(data)
-        if not isinstance(self.lambda_hz, (int, float)) or not onp.isfinite(self.lambda_hz) or self.lambda_hz < 0:
+        if not _real(self.lambda_hz) or not onp.isfinite(self.lambda_hz) or self.lambda_hz < 0:
             raise ValueError(f"lambda_hz must be a finite number >= 0, got {self.lambda_hz!r}")
         for name in ("eps_sigma", "eps_mu"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float)) or onp.isnan(value) or value <= 0:
+            if not _real(value) or onp.isnan(value) or value <= 0:
                 raise ValueError(f"{name} must be > 0 (inf drops the penalty), got {value!r}")
         _checks.integer("repeats", self.repeats, 1)
         if self.inference_epochs is not None:

@@ -46,6 +46,11 @@ from tqdm.auto import tqdm
 
 from .jsonio import write_json_atomic
 from .datasets import DATASETS
+from .config_check import check_settings, check_structure
+from .locking import DirectoryLock
+from .orphans import watch_parent
+from .results_store import (ResultsConfigError, clear_results, read_results_config, record_fingerprints,
+                            record_problem)
 
 PROFILE_DIR = resources.files("training") / "profiles"
 CONFIG_FILE = "config.json"
@@ -68,9 +73,16 @@ def load_profile(name):
             raise ValueError(f"profile must be one of {available_profiles()} or a JSON path, got {name!r}")
         text = (PROFILE_DIR / f"{name}.json").read_text()
     else:
-        with open(path) as f:
-            text = f.read()
-    return validate_config(json.loads(text))
+        try:
+            with open(path) as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as err:
+            raise ValueError(f"profile {name!r}: cannot read it ({getattr(err, 'strerror', None) or err})") from None
+    try:
+        profile = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"profile {name!r} is not valid JSON: {err}") from None
+    return validate_config(profile)
 
 
 def set_option(config, key, value):
@@ -78,6 +90,8 @@ def set_option(config, key, value):
     config = copy.deepcopy(config)
     node = config
     parts = key.split(".")
+    if not all(parts):
+        raise ValueError(f"--set: bad key {key!r} (expected dotted names, e.g. train.epochs)")
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
             node[part] = {}
@@ -91,15 +105,20 @@ def parse_assignment(text):
     if "=" not in text:
         raise ValueError(f"--set expects key=value, got {text!r}")
     key, raw = text.split("=", 1)
+    if not key.strip():
+        raise ValueError(f"--set expects key=value with a key, got {text!r}")
     try:
         value = json.loads(raw)
-    except json.JSONDecodeError:
+    except json.JSONDecodeError as err:
+        if not raw.strip() or raw.strip()[0] in '[{"-.0123456789':   # meant as JSON, but broken
+            raise ValueError(f"--set {key.strip()}: {raw!r} is not valid JSON ({err})") from None
         value = raw
     return key.strip(), value
 
 
 def validate_config(config):
     from .experiment import METHODS
+    check_structure(config)     # first: the checks below assume its layout
     for key in ("datasets", "seeds", "methods", "train", "grids", "eval"):
         if key not in config:
             raise ValueError(f"profile is missing {key!r}")
@@ -244,37 +263,60 @@ def read_record(path, unit):
         return None, "belongs to another unit or configuration"
     if record["status"] == "ok" and "metrics" not in record:
         return None, "missing metrics"
+    problem = record_problem(record)
+    if problem:
+        return None, problem
     return record, None
 
 
-def prepare_results_dir(out_dir, config, fresh=False):
-    """Create or check ``out_dir``: refuse a directory of another configuration."""
+def prepare_results_dir(out_dir, config, fresh=False, log=None):
+    """Create or check ``out_dir``: refuse a directory of another configuration.
+
+    Call it holding the directory's lock (:class:`training.locking.DirectoryLock`):
+    it deletes temporary files. ``fresh`` deletes only the project's own files
+    (:func:`training.results_store.clear_results`) and logs them. A missing or
+    unreadable config.json is rebuilt when every record there belongs to this
+    configuration (they are kept); otherwise it is refused.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
     path = os.path.join(out_dir, CONFIG_FILE)
     fp = fingerprint(config)
-    if fresh and os.path.isdir(out_dir):
-        for name in glob.glob(os.path.join(out_dir, "*.json")) + glob.glob(os.path.join(out_dir, "*.corrupt")):
-            os.remove(name)
     os.makedirs(out_dir, exist_ok=True)
+    if fresh:
+        deleted = clear_results(out_dir)
+        log(f"--fresh: deleted {len(deleted)} files of earlier results from {out_dir}"
+            + (f" ({', '.join(os.path.basename(p) for p in deleted[:5])}{', ...' if len(deleted) > 5 else ''})"
+               if deleted else "") + "; other files are kept")
     for name in glob.glob(os.path.join(out_dir, ".tmp-*.json")):    # writes cut short by a kill
         os.remove(name)
-    if os.path.exists(path):
-        try:
-            with open(path) as f:
-                old = json.load(f)
-        except (OSError, json.JSONDecodeError):
-            old = {}
-        if old.get("fingerprint") != fp:
+    try:
+        old_fp, old_config = read_results_config(out_dir)
+    except ResultsConfigError as err:
+        problem = err
+    else:
+        if old_fp != fp:
             raise ConfigMismatch(
                 f"{out_dir} holds results of a different configuration (profile "
-                f"{old.get('config', {}).get('name')!r}, fingerprint {old.get('fingerprint')}; this run "
+                f"{old_config.get('name')!r}, fingerprint {old_fp}; this run "
                 f"{fp}). Mixing them would corrupt the table: use another --out, or --fresh to "
                 f"delete its records and start over.")
-    else:
-        records = glob.glob(os.path.join(out_dir, "*-s*-*.json"))
-        if records:
-            raise ConfigMismatch(f"{out_dir} holds {len(records)} records but no {CONFIG_FILE}: "
-                                 "use another --out, or --fresh to delete them")
-        write_json_atomic(path, {"fingerprint": fp, "config": config})
+        return fp
+    # config.json missing or broken: the records' own fingerprints say whose they are
+    owners = record_fingerprints(out_dir)
+    foreign = sorted({f for f in owners.values() if f != fp})
+    if foreign:
+        what = "missing" if problem.missing else f"unreadable ({problem})"
+        raise ConfigMismatch(
+            f"{out_dir}: {CONFIG_FILE} is {what}, and {sum(f != fp for f in owners.values())} of its "
+            f"{len(owners)} records belong to another configuration (fingerprint {', '.join(foreign)}; this "
+            f"run {fp}). To keep them, rerun with the configuration that made them ({CONFIG_FILE} is then "
+            "rebuilt); else use another --out, or --fresh to delete them.")
+    if os.path.exists(path):
+        shutil.move(path, path + ".corrupt")
+        log(f"{problem}: moved to {path}.corrupt")
+    write_json_atomic(path, {"fingerprint": fp, "config": config})
+    if owners:
+        log(f"{CONFIG_FILE} rebuilt; the {len(owners)} records there belong to this configuration and are kept")
     return fp
 
 
@@ -282,7 +324,8 @@ def default_executor(workers):
     """A local process pool (spawn: clean workers with one BLAS thread each)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=watch_parent, initargs=(os.getpid(),))
 
 
 def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progress=True, log=None,
@@ -317,7 +360,19 @@ def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progres
     """
     log = log or (lambda msg: print(msg, file=sys.stderr))
     validate_config(config)
-    prepare_results_dir(out_dir, config, fresh)
+    check_settings(config)      # every unit's settings, before any runs
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"results directory {out_dir!r} exists and is not a directory")
+    os.makedirs(out_dir, exist_ok=True)
+    with DirectoryLock(out_dir):    # a second driver is refused before it touches anything
+        return _run_locked(config, out_dir, executor, workers, fresh, progress, log, batch_settings)
+
+
+def _run_locked(config, out_dir, executor, workers, fresh, progress, log, batch_settings):
+    """:func:`run_sweep` with the directory locked."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    validate_config(config)
+    prepare_results_dir(out_dir, config, fresh, log)
     units = expand_units(config)
     todo, corrupt = [], 0
     for unit in units:
@@ -373,8 +428,7 @@ def run_sweep(config, out_dir, executor=None, workers=None, fresh=False, progres
 def load_records(out_dir, config=None):
     """The finished records of ``out_dir`` (of ``config`` if given, else of its config.json)."""
     if config is None:
-        with open(os.path.join(out_dir, CONFIG_FILE)) as f:
-            config = json.load(f)["config"]
+        config = read_results_config(out_dir)[1]
     records = []
     for unit in expand_units(config):
         path = os.path.join(out_dir, unit["file"])

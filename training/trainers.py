@@ -289,7 +289,7 @@ class AnnealedBetaVAE(BetaVAE):
 
     def _check_settings(self, data):
         super()._check_settings(data)
-        if not 0 < self.anneal_fraction <= 1:
+        if not 0 < _checks.scalar("anneal_fraction", self.anneal_fraction) <= 1:
             raise ValueError(f"anneal_fraction must be in (0, 1], got {self.anneal_fraction!r}")
 
     def _beta(self, epoch):

@@ -119,3 +119,12 @@ def test_bad_settings(data):
         LiBI(epochs=2, restarts=1, constraints=[object()]).fit(data)
     with pytest.raises(ValueError, match="delta"):
         MutualInformationConstraint(-0.1)
+
+
+def test_a_restart_whose_codes_collapse_is_marked_diverged_and_the_fit_finishes():
+    """Mobius at lr 0.3: one restart's codes collapse (singular covariance, HZ undefined) at epoch 19."""
+    mobius = load_dataset("mobius", seed=0, n_val=40, n_test=10)
+    fit = LiBI(lr=0.3, epochs=100, restarts=4, seed=0).fit(mobius)
+    assert fit.diverged_.tolist() == [False, True, False, False]
+    assert fit.epochs_run_[1] < 100 <= fit.epochs_run_[0]
+    assert fit.best_restart_ != 1 and np.isfinite(fit.val_objective_[fit.best_restart_])

@@ -87,14 +87,22 @@ def test_corrupt_record_is_reported_and_recomputed(tmp_path):
         assert json.load(f)["status"] == "ok"
 
 
-def test_failed_unit_is_recorded_and_the_sweep_goes_on(tmp_path):
+def test_failed_unit_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    # invalid settings are refused before any unit runs, so a unit fails at run time here
+    from training import experiment
+    real = experiment.fit_and_evaluate
+
+    def flaky(dataset, seed, method, settings, **kw):
+        if method == "vae":
+            raise RuntimeError("vae broke")
+        return real(dataset, seed, method, settings, **kw)
+    monkeypatch.setattr(experiment, "fit_and_evaluate", flaky)
     config = small(seeds=[0], datasets=["linear_jtex"], methods=["vae", "beta_vae"])
-    config = set_option(config, "grids.beta_vae.beta", [-1.0, 2.0])
     counts = run_serial(config, tmp_path)
     assert counts["failed"] == 1 and counts["ran"] == 3
     _, records = load_records(str(tmp_path))
     failed = [r for r in records if r["status"] == "failed"]
-    assert len(failed) == 1 and "beta" in failed[0]["error"]
+    assert len(failed) == 1 and "vae broke" in failed[0]["error"]
     # A rerun retries the failed unit only.
     assert run_serial(config, tmp_path)["ran"] == 1
 

@@ -89,7 +89,10 @@ def test_batched_sweep_gives_the_records_of_the_unbatched_one(tmp_path):
         for key in ("val_objective", "selected_val_objective"):
             np.testing.assert_allclose(b[key], a[key], rtol=1e-9)
         for key, value in a["metrics"].items():
-            if key != "eval_seconds" and value is not None:
+            if key == "test_ll_is_worst":
+                assert [w["index"] for w in b["metrics"][key]] == [w["index"] for w in value]
+                np.testing.assert_allclose([w["is"] for w in b["metrics"][key]], [w["is"] for w in value], rtol=1e-9)
+            elif key != "eval_seconds" and value is not None:
                 np.testing.assert_allclose(b["metrics"][key], value, rtol=1e-9, err_msg=f"{uid} {key}")
         assert_same_tree(b["selected"], a["selected"])
 
