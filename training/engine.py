@@ -250,8 +250,8 @@ class BatchedRun:
             fell = np.isfinite(value) & (value < self._ref_value - self.tol)
             self._ref_value = np.where(fell, value, self._ref_value)
             self._ref_epoch = np.where(fell, self.epoch, self._ref_epoch)
-            stop = (self.active & (self.epoch >= self.hold_until)
-                    & (self.epoch - self._ref_epoch >= self.patience))
+            # Patience counts from the end of a hold (e.g. a beta ramp), not from before it.
+            stop = self.active & (self.epoch - np.maximum(self._ref_epoch, self.hold_until) >= self.patience)
             self._ended_at = np.where(stop, self.epoch, self._ended_at)
             self.stopped |= stop
         self.val_history.append(value)

@@ -86,7 +86,11 @@ def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inf
         if return_ess:
             total2 = np.logaddexp(total2, logsumexp(2.0 * log_w, axis=1))
     ll = total - np.log(samples)
-    return (ll, np.exp(2.0 * total - total2)) if return_ess else ll
+    if not return_ess:
+        return ll
+    with np.errstate(invalid="ignore"):    # every weight 0: no effective sample at all
+        ess = np.where(np.isfinite(total), np.exp(2.0 * total - total2), 0.0)
+    return ll, ess
 
 
 def exact_log_likelihood(likelihood, theta, x):

@@ -130,8 +130,15 @@ def _hz_parts(Z):
     S = _swap(Y) @ Y / n
     # A collapsed sample (singular covariance) has no statistic: NaN for that
     # batch item, so a trainer marks that restart diverged and the others go on.
-    sign, logdet = onp.linalg.slogdet(S)
-    singular = ~(sign > 0) | ~onp.isfinite(logdet) | (logdet < p * onp.log(onp.finfo(float).tiny))
+    # Scale-free test: a variance that vanishes, or a correlation matrix whose
+    # smallest eigenvalue is at rounding level (collinear codes).
+    d = onp.diagonal(S, axis1=-2, axis2=-1)
+    flat = ~(d > onp.finfo(float).tiny)
+    scale = 1.0 / onp.sqrt(onp.where(flat, 1.0, d))
+    with onp.errstate(invalid="ignore", over="ignore"):
+        corr = S * scale[..., :, None] * scale[..., None, :]
+        smallest = onp.linalg.eigvalsh(onp.where(onp.isfinite(corr), corr, 0.0))[..., 0]
+    singular = flat.any(axis=-1) | ~(smallest > p * onp.finfo(float).eps) | ~onp.all(onp.isfinite(S), axis=(-2, -1))
     if onp.any(singular):
         S = onp.where(singular[..., None, None], onp.eye(p), S)
     X = _swap(onp.linalg.solve(S, _swap(Y)))           # rows S^-1 y_j

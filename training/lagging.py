@@ -88,7 +88,7 @@ class LaggingVAE(VAE):
                 if schedule is not None:
                     run.step(loss, ("phi",) if schedule[epoch] else ("theta", "phi"), epoch, draw())
                 elif aggressive.any():
-                    self._inner_loop(run, loss, epoch, draw, aggressive & ~run.diverged)
+                    self._inner_loop(run, loss, epoch, draw, aggressive & run.active)
                     run.step(loss, ("theta",), epoch, draw(), active=aggressive, record=False)
                     run.step(loss, ("theta", "phi"), epoch, draw(), active=~aggressive)
                 else:
@@ -117,5 +117,5 @@ class LaggingVAE(VAE):
             self.inner_steps_ += active
             if i % self.window == 0:
                 current = total / self.window
-                active = active & (current < previous) & ~run.diverged
+                active = active & (current < previous) & run.active
                 previous, total = current, onp.zeros(active.size)

@@ -39,7 +39,7 @@ LIST_METRICS = frozenset({"test_ll_is_worst"})
 
 def _number_table(value):
     return isinstance(value, list) and all(
-        isinstance(row, dict) and all(is_number(v) for v in row.values()) for row in value)
+        isinstance(row, dict) and all(v is None or is_number(v) for v in row.values()) for row in value)
 
 
 def record_problem(record):

@@ -93,11 +93,13 @@ def aggregate(records, datasets, methods):
                     key = json.dumps(r.get("grid_point", {}), sort_keys=True)
                     by_setting.setdefault(key, []).append(r)
             best = None
+            # One metric ranks every setting of the cell: quadrature only where all have it.
+            by = _ll_key([r for g in by_setting.values() for r in g
+                          if r["status"] == "ok" and r["metrics"].get("test_ll_is") is not None])
             for key, group in by_setting.items():
                 ok = [r for r in group if r["status"] == "ok" and r["metrics"].get("test_ll_is") is not None]
                 if not ok:
                     continue
-                by = _ll_key(ok)
                 ll_mean, ll_std = _summary([r["metrics"]["test_ll_is"] for r in ok])
                 quad_mean, quad_std = _summary([r["metrics"].get("test_ll_quadrature") for r in ok])
                 knn_mean, knn_std = _summary([r["metrics"].get("smooth_knn") for r in ok])

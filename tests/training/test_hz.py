@@ -150,3 +150,11 @@ def test_a_collapsed_sample_gives_nan_and_leaves_the_others_alone():
     hz = henze_zirkler(Z)
     assert np.isnan(hz[1:]).all()
     assert hz[0] == henze_zirkler(Z[0])
+    # Numerically singular whatever the rounding: collinear codes with an offset, a constant column.
+    for seed in range(20):
+        a = np.random.default_rng(seed).standard_normal(50)
+        assert np.isnan(henze_zirkler(np.stack([a, 3.0 * a + 1.0], axis=1)))
+        assert np.isnan(henze_zirkler(np.stack([a, np.full(50, 2.0)], axis=1)))
+    # Strongly but not exactly correlated codes still have a statistic.
+    b = np.random.default_rng(1).standard_normal(50)
+    assert np.isfinite(henze_zirkler(np.stack([b, b + 1e-3 * np.random.default_rng(2).standard_normal(50)], axis=1)))

@@ -139,6 +139,19 @@ def load_profile_with(out):
         return json.load(f)["config"]
 
 
+def test_settings_of_a_cell_are_ranked_by_one_metric():
+    """Quadrature ranks only where every setting has it; else IS ranks them all."""
+    def rec(beta, is_ll, quad):
+        return {"status": "ok", "dataset": "cubic_jtex", "method": "beta_vae", "grid_point": {"beta": beta},
+                "metrics": {"test_ll_is": is_ll, "test_ll_quadrature": quad, "smooth_knn": 1.0}}
+    both = [rec(0.5, -20.0, -4.0), rec(2.0, -5.0, -4.5)]
+    row = table.aggregate(both, ["cubic_jtex"], ["beta_vae"])[0]
+    assert row["setting"] == {"beta": 0.5} and row["selected_by"] == "test_ll_quadrature"
+    mixed = [rec(0.5, -20.0, -4.0), rec(2.0, -5.0, None)]
+    row = table.aggregate(mixed, ["cubic_jtex"], ["beta_vae"])[0]
+    assert row["setting"] == {"beta": 2.0} and row["selected_by"] == "test_ll_is"
+
+
 def test_table_aggregation_on_known_records():
     def rec(dataset, method, point, ll, knn, status="ok"):
         return {"status": status, "dataset": dataset, "method": method, "grid_point": point,

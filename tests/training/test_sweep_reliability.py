@@ -221,3 +221,12 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     assert len(set(ids)) == total
     assert not glob.glob(os.path.join(out, ".tmp-*")) and not glob.glob(os.path.join(out, "*.corrupt"))
     assert open(os.path.join(out, "table1.md")).read() == (ref / "table1.md").read_text()
+
+
+def test_a_worst_points_list_with_missing_values_is_a_sound_record():
+    from training.results_store import record_problem
+    record = {"status": "ok", "grid_point": {}, "metrics": {
+        "test_ll_is": -3.0, "test_ll_is_worst": [{"index": 4, "is": None, "reference": -2.0, "ess": None}]}}
+    assert record_problem(record) is None
+    record["metrics"]["test_ll_is_worst"] = [{"index": "four"}]
+    assert "test_ll_is_worst" in record_problem(record)
