@@ -273,7 +273,7 @@ class AnnealedBetaVAE(BetaVAE):
 
     The ramp covers the first ``anneal_fraction`` of the epochs (default
     half); model selection uses the final beta throughout, and the stopping
-    rule (``patience``) acts only after the ramp.
+    rule's patience counts from the end of the ramp.
 
     Parameters
     ----------
