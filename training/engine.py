@@ -79,9 +79,12 @@ class BatchedRun:
     near_best : float or None
         Also keep, per restart, the latest parameters validated within this
         margin of the best value (:attr:`kept`).
+    hold_until : int or array (R,)
+        The stopping rule's patience counts from this epoch on (e.g. the end
+        of a beta ramp).
     """
 
-    def __init__(self, params, optimizer, patience=None, tol=0.0, near_best=None):
+    def __init__(self, params, optimizer, patience=None, tol=0.0, near_best=None, hold_until=0):
         self.defs = {k: TreeDef(v) for k, v in params.items()}
         self.flat = {k: self.defs[k].flatten(v) for k, v in params.items()}
         self.optimizer = optimizer
@@ -101,7 +104,7 @@ class BatchedRun:
         self._ref_value = np.full(R, np.inf)
         self._ref_epoch = np.zeros(R, dtype=int)
         self._ended_at = np.full(R, -1)       # the epoch a restart stopped or diverged
-        self.hold_until = 0                   # no stopping before this epoch (scalar or (R,))
+        self.hold_until = hold_until          # patience counts from this epoch on (scalar or (R,))
         # With ``near_best`` (a margin), also keep per restart the latest
         # parameters whose validation value was within the margin of the best.
         self.near_best = near_best

@@ -16,7 +16,8 @@ from .quadrature import log_likelihood_quadrature
 #: Latent dimensions up to which the quadrature log-likelihood is computed.
 QUADRATURE_MAX_LATENT = 2
 
-__all__ = ["log_likelihood_is", "exact_log_likelihood", "log_likelihood_quadrature", "held_out_log_likelihood",
+__all__ = ["log_likelihood_is", "exact_log_likelihood", "log_likelihood_quadrature", "reference_log_likelihood",
+           "held_out_log_likelihood",
            "aggregated_posterior", "mutual_information_estimate", "smooth_knn"]
 
 
@@ -97,6 +98,19 @@ def exact_log_likelihood(likelihood, theta, x):
     """log p_theta(x) in closed form for a linear-Gaussian likelihood: (R, N)."""
     x = _checks.real_array("x", x, 2)
     return likelihood.exact(theta).log_likelihood(x)
+
+
+def reference_log_likelihood(likelihood, theta, x):
+    """log p_theta(x) per point (R, N) by the most accurate route: exact, else quadrature; None if neither.
+
+    Exact for linear-Gaussian likelihoods, quadrature for latent dimension
+    <= 2; other models have only the importance-sampled estimate.
+    """
+    if likelihood.linear:
+        return exact_log_likelihood(likelihood, theta, x)
+    if likelihood.latent_dim <= QUADRATURE_MAX_LATENT:
+        return log_likelihood_quadrature(likelihood, theta, x)
+    return None
 
 
 def held_out_log_likelihood(likelihood, theta, encoder, phi, x, rng, samples=5000, inflate=2.0, worst=3):

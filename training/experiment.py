@@ -16,8 +16,7 @@ from analysis import _checks
 
 from .datasets import DATASETS, load_dataset
 from .engine import AllRestartsDiverged
-from .evaluate import (QUADRATURE_MAX_LATENT, aggregated_posterior, exact_log_likelihood, held_out_log_likelihood,
-                       log_likelihood_quadrature, smooth_knn)
+from .evaluate import aggregated_posterior, held_out_log_likelihood, reference_log_likelihood, smooth_knn
 from .lagging import LaggingVAE
 from .libi import LiBI
 from .trainers import BATCHABLE, BATCH_SHARED, VAE, AnnealedBetaVAE, BetaVAE, fit_batched
@@ -87,14 +86,8 @@ def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
 
 def truth_log_likelihood(data):
     """The true model's test log-likelihood per point (exact, or by quadrature); None if unknown."""
-    lik = data.likelihood
-    if data.truth is None:
-        return None
-    if lik.linear:
-        return float(exact_log_likelihood(lik, data.truth, data.test).mean())
-    if lik.latent_dim <= QUADRATURE_MAX_LATENT:
-        return float(log_likelihood_quadrature(lik, data.truth, data.test).mean())
-    return None
+    ll = None if data.truth is None else reference_log_likelihood(data.likelihood, data.truth, data.test)
+    return None if ll is None else float(ll.mean())
 
 
 def versions():

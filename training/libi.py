@@ -20,7 +20,7 @@ from autograd.tracer import getval
 from analysis import _checks
 
 from .engine import AllRestartsDiverged, progress_bar
-from .evaluate import QUADRATURE_MAX_LATENT, exact_log_likelihood, log_likelihood_is, log_likelihood_quadrature
+from .evaluate import log_likelihood_is, reference_log_likelihood
 from .hz import henze_zirkler
 from .models import Encoder
 from .trainers import VAE, initial_log_variance
@@ -263,14 +263,11 @@ class LiBI(VAE):
         Exact for linear-Gaussian likelihoods, by quadrature for nonlinear ones
         with at most 2 latents, importance-sampled with q_phi otherwise.
         """
-        lik = data.likelihood
-        if lik.linear:
-            ll = onp.mean(exact_log_likelihood(lik, theta, data.val), axis=1)
-        elif lik.latent_dim <= QUADRATURE_MAX_LATENT:
-            ll = onp.mean(log_likelihood_quadrature(lik, theta, data.val), axis=1)
-        else:
-            ll = onp.mean(log_likelihood_is(data.likelihood, theta, data.encoder, phi, data.val, rng,
-                                            samples=self.val_is_samples), axis=1)
+        per_point = reference_log_likelihood(data.likelihood, theta, data.val)
+        if per_point is None:
+            per_point = log_likelihood_is(data.likelihood, theta, data.encoder, phi, data.val, rng,
+                                          samples=self.val_is_samples)
+        ll = onp.mean(per_point, axis=1)
         for c in self.constraints:
             ll = ll - onp.asarray(c.penalty(data.likelihood, theta, data.val))
         return ll

@@ -137,10 +137,9 @@ class _Trainer:
         the stopping rule waits until epoch ``hold_until`` (scalar or (R,)).
         """
         epochs = epochs or self.epochs
-        run = BatchedRun(params, optimizer or adam(self.lr), self.patience, self.tol, near_best)
+        run = BatchedRun(params, optimizer or adam(self.lr), self.patience, self.tol, near_best, hold_until)
         if diverged is not None:
             run.diverged |= diverged
-        run.hold_until = hold_until
         shown = 0
         for epoch in range(epochs):
             run.step(loss, parts, epoch, draw())

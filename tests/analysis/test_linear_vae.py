@@ -11,7 +11,7 @@ import scipy.linalg
 import scipy.optimize
 
 from analysis import (JTEX_A, JTEX_B, JTEX_SIGMA2, LinearGaussian, VAEOptimum, fixed_noise_mle,
-                      jtex_vae_optimum, linear_vae_objective, linear_vae_optimum, mean_field_rotation,
+                      linear_vae_objective, linear_vae_optimum, mean_field_rotation,
                       ppca_mle)
 
 from .conftest import _closed_forms, _gauss_kl

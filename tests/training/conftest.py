@@ -10,3 +10,16 @@ def _seed_check_grads():
     np.random.seed(0)
     yield
     np.random.set_state(state)
+
+
+@pytest.fixture
+def vae_units_fail(monkeypatch):
+    """Every ``vae`` unit of a sweep raises at run time; the other methods fit as usual."""
+    from training import experiment
+    real = experiment.fit_and_evaluate
+
+    def flaky(dataset, seed, method, settings, **kw):
+        if method == "vae":
+            raise RuntimeError("vae broke")
+        return real(dataset, seed, method, settings, **kw)
+    monkeypatch.setattr(experiment, "fit_and_evaluate", flaky)

@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from training import cli, experiment
+from training import cli
 from training.sweep import ConfigMismatch, expand_units, load_profile, load_records, run_sweep, set_option
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -66,14 +66,7 @@ def test_repeats_are_refused(key, value, word):
 
 
 # ---- 3: failed units make the sweep exit non-zero ----------------------------------------
-def test_table1_exits_non_zero_when_units_failed(tmp_path, monkeypatch, capsys):
-    real = experiment.fit_and_evaluate
-
-    def flaky(dataset, seed, method, settings, **kw):
-        if method == "vae":
-            raise RuntimeError("vae broke")
-        return real(dataset, seed, method, settings, **kw)
-    monkeypatch.setattr(experiment, "fit_and_evaluate", flaky)
+def test_table1_exits_non_zero_when_units_failed(tmp_path, monkeypatch, capsys, vae_units_fail):
     monkeypatch.setattr("training.sweep.default_executor", lambda workers: ThreadPoolExecutor(1))
     code = cli.main(["table1", "--profile", "tiny", "--out", str(tmp_path), "--seeds", "0", "--datasets",
                      "linear_jtex", "--methods", "vae,beta_vae", "--epochs", "5", "--no-progress"])
