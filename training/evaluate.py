@@ -1,4 +1,4 @@
-"""Evaluation (SPEC 6): importance-sampled and quadrature log-likelihood, smooth k-NN test, aggregated posterior.
+"""Evaluation: importance-sampled and quadrature log-likelihood, smooth k-NN test, aggregated posterior.
 
 All functions take a likelihood / encoder and parameters with a leading
 restart axis (length 1 for a selected model) and return one value per
