@@ -171,7 +171,7 @@ def test_fixed_noise_optimum(D, K, random_pd):
     np.testing.assert_allclose(fixed_noise_mle(S, K, Psi)[2], opt.objective, atol=1e-12)
 
 
-@pytest.mark.parametrize("D, K", [(4, 1), (5, 2)])
+@pytest.mark.parametrize("D, K", [(3, 1), (4, 1), (5, 2)])
 def test_diagonal_noise_optimum(D, K):
     rng = np.random.default_rng(30 + D)
     S = _sample_cov(rng, D, K, n=300)
