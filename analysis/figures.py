@@ -21,7 +21,7 @@ from matplotlib.image import imsave
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
-from . import _checks
+from . import checks
 from .gaussian import LinearGaussian
 from .landscape import jtex_b_landscape, jtex_vae_optimum
 
@@ -61,12 +61,12 @@ def ellipse(cov, radius=1.0, n=200):
            [ 0.,  2.],
            [-4.,  0.]])
     """
-    cov = _checks.real_array("cov", cov)
+    cov = checks.real_array("cov", cov)
     if cov.shape != (2, 2):
         raise ValueError(f"cov must have shape (2, 2); got {cov.shape}")
-    _checks.positive_definite("cov", cov)
-    radius = _checks.scalar("radius", _checks.positive("radius", radius))
-    n = _checks.integer("n", n, 3)
+    checks.positive_definite("cov", cov)
+    radius = checks.scalar("radius", checks.positive("radius", radius))
+    n = checks.integer("n", n, 3)
     t = np.linspace(0.0, 2 * np.pi, n + 1)
     return radius * np.stack([np.cos(t), np.sin(t)], axis=1) @ np.linalg.cholesky(cov).T
 
@@ -102,9 +102,9 @@ def paper_numbers(restarts=20, seed=0):
     >>> round(nums["expected_ll_truth"], 4), round(nums["expected_ll_optimum"], 4)
     (-2.9708, -3.1328)
     """
-    restarts = _checks.integer("restarts", restarts, 1)
+    restarts = checks.integer("restarts", restarts, 1)
     if not isinstance(seed, np.random.Generator):
-        seed = _checks.integer("seed", seed, 0)
+        seed = checks.integer("seed", seed, 0)
         return copy.deepcopy(_paper_numbers(restarts, seed))
     return _paper_numbers.__wrapped__(restarts, seed)
 
@@ -246,12 +246,12 @@ def figure1(out_dir, grid=300, n_points=2000, seed=0):
     0.196
     """
     from . import JTEX_A, JTEX_B, JTEX_SIGMA2
-    grid = _checks.integer("grid", grid, 2, MAX_GRID)
-    n_points = _checks.integer("n_points", n_points, 1)
+    grid = checks.integer("grid", grid, 2, MAX_GRID)
+    n_points = checks.integer("n_points", n_points, 1)
     if isinstance(seed, np.random.Generator):
         rng = seed
     else:
-        rng = np.random.default_rng(_checks.integer("seed", seed, 0))
+        rng = np.random.default_rng(checks.integer("seed", seed, 0))
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"out_dir must be a directory; {str(out)!r} is a file")
@@ -380,12 +380,12 @@ def landscape_figure(A, sigma2, b=None, grid=200):
     ((20, 20), (0.095, 0.0))
     >>> out["figure"].savefig("landscape.png")  # doctest: +SKIP
     """
-    A = _checks.real_array("A", A)
+    A = checks.real_array("A", A)
     if A.shape != (2, 2):
         raise ValueError(f"A must have shape (2, 2) (the 2-D JTEx family); got {A.shape}")
-    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
-    grid = _checks.integer("grid", grid, 2, MAX_GRID)
-    b = np.array([0.6 * sigma2, 0.6 * sigma2]) if b is None else _checks.real_array("b", b)
+    sigma2 = checks.scalar("sigma2", checks.positive("sigma2", sigma2))
+    grid = checks.integer("grid", grid, 2, MAX_GRID)
+    b = np.array([0.6 * sigma2, 0.6 * sigma2]) if b is None else checks.real_array("b", b)
     if b.shape != (2,) or np.any(b < 0) or np.any(b >= sigma2):
         raise ValueError(f"b must be two values in [0, sigma2) = [0, {sigma2:g}); got {b}")
     bgrid = np.linspace(0.0, sigma2, grid + 1)[:-1]
@@ -441,8 +441,8 @@ def univariate_figure(sigma2, grid=401):
     >>> np.round(out["posterior_var"], 4)
     array([0.5556, 0.8889, 1.    , 0.8889, 0.5556])
     """
-    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
-    grid = _checks.integer("grid", grid, 2, MAX_THETA_GRID)
+    sigma2 = checks.scalar("sigma2", checks.positive("sigma2", sigma2))
+    grid = checks.integer("grid", grid, 2, MAX_THETA_GRID)
     sigma = np.sqrt(sigma2)
     theta = sigma * np.linspace(-1.0, 1.0, grid + 2)[1:-1]
     model = LinearGaussian.univariate(theta, sigma2)

@@ -10,7 +10,7 @@ well defined: there I(X;Z) = inf and the posterior is a point mass.
 """
 import numpy as np
 
-from . import _checks
+from . import checks
 
 __all__ = ["LinearGaussian"]
 
@@ -33,9 +33,9 @@ def _logdet(a):
 
 
 def _data_cov(data_cov, D):
-    S = _checks.real_array("data_cov", data_cov, ndim_min=2)
-    _checks.square("data_cov", S, D)
-    return _checks.positive_definite("data_cov", S)
+    S = checks.real_array("data_cov", data_cov, ndim_min=2)
+    checks.square("data_cov", S, D)
+    return checks.positive_definite("data_cov", S)
 
 
 class LinearGaussian:
@@ -59,16 +59,16 @@ class LinearGaussian:
     """
 
     def __init__(self, W, noise_cov):
-        W = _checks.bounded("W", _checks.real_array("W", W, ndim_min=2), MAX_ENTRY)
-        Psi = _checks.bounded("noise_cov", _checks.real_array("noise_cov", noise_cov, ndim_min=2), MAX_ENTRY)
+        W = checks.bounded("W", checks.real_array("W", W, ndim_min=2), MAX_ENTRY)
+        Psi = checks.bounded("noise_cov", checks.real_array("noise_cov", noise_cov, ndim_min=2), MAX_ENTRY)
         D, K = W.shape[-2:]
         if D < 1 or K < 1:
             raise ValueError(f"W must have shape (..., D, K) with D >= 1 and K >= 1; got {W.shape}")
         if Psi.shape[-2:] != (D, D):
             raise ValueError(f"noise_cov must have shape (..., {D}, {D}) to match W of shape "
                              f"(..., D={D}, K={K}); got {Psi.shape}")
-        batch = _checks.batch_shape([("W", W.shape[:-2]), ("noise_cov", Psi.shape[:-2])])
-        _checks.symmetric("noise_cov", Psi)
+        batch = checks.batch_shape([("W", W.shape[:-2]), ("noise_cov", Psi.shape[:-2])])
+        checks.symmetric("noise_cov", Psi)
         if np.any(np.linalg.eigvalsh(Psi)[..., 0] < 0):
             raise ValueError("noise_cov must be positive semi-definite (every eigenvalue >= 0)")
         self.W = np.broadcast_to(W, batch + (D, K))
@@ -101,9 +101,9 @@ class LinearGaussian:
         >>> m.mutual_information()
         array([0.        , 0.14384104,        inf])
         """
-        theta = _checks.real_array("theta", theta)
-        sigma2 = _checks.positive("sigma2", sigma2)
-        _checks.batch_shape([("theta", theta.shape), ("sigma2", sigma2.shape)])
+        theta = checks.real_array("theta", theta)
+        sigma2 = checks.positive("sigma2", sigma2)
+        checks.batch_shape([("theta", theta.shape), ("sigma2", sigma2.shape)])
         # A relative slack of a few ulps admits theta = sqrt(sigma2) as computed.
         if np.any(theta**2 > sigma2 * (1 + 4 * np.finfo(float).eps)):
             raise ValueError("theta must satisfy |theta| <= sqrt(sigma2) (the noise variance "
@@ -131,15 +131,15 @@ class LinearGaussian:
         >>> round(float(m.mean_field_kl()), 5)
         0.53235
         """
-        A = _checks.bounded("A", _checks.real_array("A", A, ndim_min=2), MAX_ENTRY)
+        A = checks.bounded("A", checks.real_array("A", A, ndim_min=2), MAX_ENTRY)
         D = A.shape[-2]
         if D < 1:
             raise ValueError(f"A must have shape (..., D, J) with D >= 1; got {A.shape}")
-        b = _checks.real_array("b", b, ndim_min=1)
+        b = checks.real_array("b", b, ndim_min=1)
         if b.shape[-1] != D:
             raise ValueError(f"b must have shape (..., {D}) to match A of shape {A.shape}; got {b.shape}")
-        sigma2 = _checks.bounded("sigma2", _checks.positive("sigma2", sigma2), MAX_ENTRY)
-        _checks.batch_shape([("A", A.shape[:-2]), ("b", b.shape[:-1]), ("sigma2", sigma2.shape)])
+        sigma2 = checks.bounded("sigma2", checks.positive("sigma2", sigma2), MAX_ENTRY)
+        checks.batch_shape([("A", A.shape[:-2]), ("b", b.shape[:-1]), ("sigma2", sigma2.shape)])
         s2 = sigma2[..., None]
         if np.any(b < 0) or np.any(b >= s2):
             raise ValueError(f"b must lie in [0, sigma2) = [0, {np.max(sigma2):g}) entrywise "
@@ -217,14 +217,14 @@ class LinearGaussian:
 
     def _data_cov(self, data_cov):
         S = _data_cov(data_cov, self.D)
-        _checks.batch_shape([("model", self.batch_shape), ("data_cov", S.shape[:-2])])
+        checks.batch_shape([("model", self.batch_shape), ("data_cov", S.shape[:-2])])
         return S
 
     def _points(self, x):
-        x = _checks.real_array("x", x, ndim_min=2)
+        x = checks.real_array("x", x, ndim_min=2)
         if x.shape[-1] != self.D:
             raise ValueError(f"x must have shape (..., N, {self.D}); got {x.shape}")
-        _checks.batch_shape([("model", self.batch_shape), ("x", x.shape[:-2])])
+        checks.batch_shape([("model", self.batch_shape), ("x", x.shape[:-2])])
         return x
 
     def mle_term(self, data_cov):
@@ -264,8 +264,8 @@ class LinearGaussian:
 
     def sample(self, n, rng):
         """Draw n points: returns x (..., n, D) and z (..., n, K) from ``rng``."""
-        n = _checks.integer("n", n, 1)
-        _checks.generator("rng", rng)
+        n = checks.integer("n", n, 1)
+        checks.generator("rng", rng)
         z = rng.standard_normal(self.batch_shape + (n, self.K))
         eps = rng.standard_normal(self.batch_shape + (n, self.D))
         w, U = np.linalg.eigh(self.noise_cov)       # a square root that allows singular noise

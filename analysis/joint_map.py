@@ -11,22 +11,22 @@ LiBI's penalties) removes the drift.
 """
 import numpy as np
 
-from . import _checks
+from . import checks
 from .gaussian import LinearGaussian
 
 __all__ = ["joint_map_objective", "shrink_family", "joint_map_path"]
 
 
 def _model_data(W, Z, X, noise_var):
-    W = _checks.real_array("W", W, 2)
-    Z = _checks.real_array("Z", Z, 2)
-    X = _checks.real_array("X", X, 2)
+    W = checks.real_array("W", W, 2)
+    Z = checks.real_array("Z", Z, 2)
+    X = checks.real_array("X", X, 2)
     if W.ndim != 2 or Z.ndim != 2 or X.ndim != 2:
         raise ValueError(f"W, Z, X must be matrices; got W {W.shape}, Z {Z.shape}, X {X.shape}")
     if Z.shape[0] != X.shape[0] or W.shape != (X.shape[1], Z.shape[1]):
         raise ValueError(f"shapes must be W (D, K), Z (N, K), X (N, D); got W {W.shape}, "
                          f"Z {Z.shape}, X {X.shape}")
-    noise_var = _checks.scalar("noise_var", _checks.positive("noise_var", noise_var))
+    noise_var = checks.scalar("noise_var", checks.positive("noise_var", noise_var))
     return W, Z, X, noise_var
 
 
@@ -79,7 +79,7 @@ def shrink_family(W, Z, X, noise_var, scales):
     (True, True)
     """
     W, Z, X, noise_var = _model_data(W, Z, X, noise_var)
-    scales = _checks.positive("scales", scales).ravel()
+    scales = checks.positive("scales", scales).ravel()
     S = X.T @ X / X.shape[0]
     rows = [joint_map_objective(W * c**2, Z / c**2, X, noise_var) for c in scales]
     out = {k: np.array(v) for k, v in zip(("objective", "likelihood", "prior"), zip(*rows))}
@@ -132,12 +132,12 @@ def joint_map_path(X, K, noise_var, steps, rng, constrain=False):
     >>> bool(free["mle_term"][-1] > 1.0), bool(kept["mle_term"][-1] < 0.01)
     (True, True)
     """
-    X = _checks.real_array("X", X, 2)
+    X = checks.real_array("X", X, 2)
     N, D = X.shape
-    K = _checks.integer("K", K, 1, D)
-    noise_var = _checks.scalar("noise_var", _checks.positive("noise_var", noise_var))
-    steps = _checks.integer("steps", steps, 1)
-    _checks.generator("rng", rng)
+    K = checks.integer("K", K, 1, D)
+    noise_var = checks.scalar("noise_var", checks.positive("noise_var", noise_var))
+    steps = checks.integer("steps", steps, 1)
+    checks.generator("rng", rng)
     S = X.T @ X / N
     W = np.linalg.cholesky(S)[:, :K] + 0.1 * rng.standard_normal((D, K))
     hist = {"objective": [], "code_scale": [], "mle_term": []}

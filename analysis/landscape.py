@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _optimize
+from . import checks, _optimize
 from .gaussian import LinearGaussian
 
 __all__ = ["jtex_b_landscape", "jtex_vae_optimum", "VAEOptimum"]
@@ -17,18 +17,18 @@ SIGMA2_MIN, SIGMA2_MAX, MAX_A, DATA_RATIO = 1e-30, 1e30, 1e6, 1e12
 
 
 def _sigma2(sigma2):
-    sigma2 = _checks.scalar("sigma2", _checks.positive("sigma2", sigma2))
+    sigma2 = checks.scalar("sigma2", checks.positive("sigma2", sigma2))
     if not SIGMA2_MIN <= sigma2 <= SIGMA2_MAX:
         raise ValueError(f"sigma2 must lie in [{SIGMA2_MIN:g}, {SIGMA2_MAX:g}], got {sigma2:g}")
     return sigma2
 
 
 def _jtex_args(A, sigma2):
-    A = _checks.real_array("A", A)
+    A = checks.real_array("A", A)
     if A.shape != (2, 2):
         raise ValueError(f"A must have shape (2, 2) (the 2-D JTEx family); got {A.shape}")
     sigma2 = _sigma2(sigma2)
-    _checks.bounded("A", A, MAX_A * np.sqrt(sigma2))
+    checks.bounded("A", A, MAX_A * np.sqrt(sigma2))
     return A, sigma2
 
 
@@ -52,7 +52,7 @@ def _check_data_cov(S, sigma2):
 
 
 def _b_values(name, b, sigma2):
-    b = _checks.real_array(name, b)
+    b = checks.real_array(name, b)
     if b.size == 0:
         raise ValueError(f"{name} must not be empty")
     if np.any(b < 0) or np.any(b >= sigma2):
@@ -62,10 +62,10 @@ def _b_values(name, b, sigma2):
 
 
 def _data_cov(data_cov):
-    S = _checks.real_array("data_cov", data_cov)
+    S = checks.real_array("data_cov", data_cov)
     if S.shape != (2, 2):
         raise ValueError(f"data_cov must have shape (2, 2); got {S.shape}")
-    return _checks.positive_definite("data_cov", S)
+    return checks.positive_definite("data_cov", S)
 
 
 def jtex_b_landscape(A, sigma2, b1, b2, data_cov=None):
@@ -231,9 +231,9 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     b = _b_values("b", b, sigma2)
     if b.shape != (2,):
         raise ValueError(f"b must have shape (2,); got {b.shape}")
-    restarts = _checks.integer("restarts", restarts, 1)
+    restarts = checks.integer("restarts", restarts, 1)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
-        _checks.integer("seed", seed, 0))
+        checks.integer("seed", seed, 0))
     from .compiled import jtex_functions      # sympy loads on first use only
     f = jtex_functions()
     fixed = (b[0], b[1], sigma2, S[0, 0], S[0, 1], S[1, 1])

@@ -23,7 +23,7 @@ searched numerically.
 """
 import numpy as np
 
-from . import _checks, _optimize
+from . import checks, _optimize
 from .gaussian import LinearGaussian
 from .landscape import VAEOptimum
 
@@ -34,17 +34,17 @@ NOISE_KINDS = ("isotropic", "diagonal")
 
 
 def _data_cov(data_cov):
-    S = _checks.real_array("data_cov", data_cov)
+    S = checks.real_array("data_cov", data_cov)
     if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] < 1:
         raise ValueError(f"data_cov must have shape (D, D) with D >= 1; got {S.shape}")
-    return _checks.positive_definite("data_cov", S)
+    return checks.positive_definite("data_cov", S)
 
 
 def _noise_cov(name, noise_cov, D):
-    Psi = _checks.real_array(name, noise_cov)
+    Psi = checks.real_array(name, noise_cov)
     if Psi.shape != (D, D):
         raise ValueError(f"{name} must have shape ({D}, {D}) to match data_cov; got {Psi.shape}")
-    return _checks.positive_definite(name, Psi)
+    return checks.positive_definite(name, Psi)
 
 
 def _descending_eigh(S):
@@ -118,7 +118,7 @@ def ppca_mle(data_cov, K):
     D = S.shape[0]
     if D < 2:
         raise ValueError(f"data_cov must be at least 2 x 2 for probabilistic PCA (K < D); got {S.shape}")
-    K = _checks.integer("K", K, 1, D - 1)
+    K = checks.integer("K", K, 1, D - 1)
     lam, U = _descending_eigh(S)
     sigma2 = float(np.mean(lam[K:]))
     return U[:, :K] * np.sqrt(np.clip(lam[:K] - sigma2, 0.0, None)), sigma2
@@ -158,7 +158,7 @@ def fixed_noise_mle(data_cov, K, noise_cov):
     """
     S = _data_cov(data_cov)
     D = S.shape[0]
-    K = _checks.integer("K", K, 1, D)
+    K = checks.integer("K", K, 1, D)
     Psi = _noise_cov("noise_cov", noise_cov, D)
     w, Q = np.linalg.eigh(Psi)
     root, root_inv = (Q * np.sqrt(w)) @ Q.T, (Q / np.sqrt(w)) @ Q.T
@@ -311,10 +311,10 @@ def linear_vae_optimum(data_cov, K, noise="isotropic", restarts=10, seed=0):
     learned = isinstance(noise, str)
     if learned and D < 2:
         raise ValueError(f"data_cov must be at least 2 x 2 for learned noise (K < D); got {S.shape}")
-    K = _checks.integer("K", K, 1, D - 1 if learned else D)
-    restarts = _checks.integer("restarts", restarts, 1)
+    K = checks.integer("K", K, 1, D - 1 if learned else D)
+    restarts = checks.integer("restarts", restarts, 1)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
-        _checks.integer("seed", seed, 0))
+        checks.integer("seed", seed, 0))
 
     if learned:
         W0, sigma2 = ppca_mle(S, K)

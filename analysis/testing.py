@@ -30,7 +30,7 @@ AssertionError: not at the exact VAE optimum ...
 """
 import numpy as np
 
-from . import _checks
+from . import checks
 from .gaussian import LinearGaussian
 from .linear_vae import fixed_noise_mle, linear_vae_optimum, ppca_mle
 
@@ -40,7 +40,7 @@ NOISE = ("fixed", "isotropic", "diagonal")
 
 
 def _model(W, noise_cov, noise):
-    W = _checks.real_array("W", W)
+    W = checks.real_array("W", W)
     if W.ndim != 2:
         raise ValueError(f"W must have shape (D, K) (one model, no batch axes); got {W.shape}")
     model = LinearGaussian(W, noise_cov)
@@ -60,10 +60,10 @@ def _model(W, noise_cov, noise):
 
 
 def _data_cov(model, data_cov):
-    S = _checks.real_array("data_cov", data_cov)
+    S = checks.real_array("data_cov", data_cov)
     if S.shape != (model.D, model.D):
         raise ValueError(f"data_cov must have shape ({model.D}, {model.D}) to match W; got {S.shape}")
-    return _checks.positive_definite("data_cov", S)
+    return checks.positive_definite("data_cov", S)
 
 
 def _fmt(a):
@@ -72,7 +72,7 @@ def _fmt(a):
 
 
 def _tolerance(name, value):
-    value = _checks.scalar(name, value)
+    value = checks.scalar(name, value)
     if value < 0:
         raise ValueError(f"{name} must be >= 0, got {value}")
     return value
@@ -254,11 +254,11 @@ def assert_posterior_exact(W, noise_cov, mean_map, variances, *, exact=False, rt
     """
     model = _model(W, noise_cov, "fixed")
     K, D = model.K, model.D
-    mean_map = _checks.real_array("mean_map", mean_map)
+    mean_map = checks.real_array("mean_map", mean_map)
     if mean_map.shape != (K, D):
         raise ValueError(f"mean_map must have shape ({K}, {D}) (K x D, E[z|x] = mean_map @ x); "
                          f"got {mean_map.shape}")
-    variances = _checks.real_array("variances", variances)
+    variances = checks.real_array("variances", variances)
     if variances.shape != (K,):
         raise ValueError(f"variances must have shape ({K},); got {variances.shape}")
     rtol, atol = _tolerance("rtol", rtol), _tolerance("atol", atol)

@@ -2,7 +2,7 @@
 import os
 import tempfile
 
-from analysis import _checks
+from analysis import checks
 
 
 def _nearest_existing(path):
@@ -46,14 +46,14 @@ def output_dir(flag, path):
 
 def check_fit(args):
     """Every ``fit`` argument that training itself does not check first."""
-    _checks.integer("--is-samples", args.is_samples, 1)
-    _checks.integer("--knn-repeats", args.knn_repeats, 0)
+    checks.integer("--is-samples", args.is_samples, 1)
+    checks.integer("--knn-repeats", args.knn_repeats, 0)
     output_file("--out", args.out)
 
 
 def check_table1(args):
     if args.workers is not None:
-        _checks.integer("--workers", args.workers, 1)
+        checks.integer("--workers", args.workers, 1)
     output_dir("--out", args.out)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from analysis import JTEX_A, JTEX_B, JTEX_SIGMA2, _checks
+from analysis import JTEX_A, JTEX_B, JTEX_SIGMA2, checks
 
 from .mobius import load_mobius_params
 from .models import JTEx, Encoder, Likelihood, LinearMap, MLPLikelihood, Univariate
@@ -62,7 +62,7 @@ class Dataset:
     def __post_init__(self):
         D = self.likelihood.data_dim
         for split in ("train", "val", "test"):
-            arr = _checks.real_array(split, getattr(self, split), 2)
+            arr = checks.real_array(split, getattr(self, split), 2)
             if arr.shape[1] != D:
                 raise ValueError(f"{split} must have shape (N, {D}) for this likelihood; got {arr.shape}")
             if arr.shape[0] < 2:
@@ -156,8 +156,8 @@ def load_dataset(name, seed=0, n_train=500, n_val=500, n_test=500, **params):
     """
     if name not in DATASETS:
         raise ValueError(f"name must be one of {sorted(DATASETS)}, got {name!r}")
-    seed = _checks.integer("seed", seed, 0)
-    sizes = [_checks.integer(k, v, 2) for k, v in
+    seed = checks.integer("seed", seed, 0)
+    sizes = [checks.integer(k, v, 2) for k, v in
              (("n_train", n_train), ("n_val", n_val), ("n_test", n_test))]
     if params and name != "univariate":
         raise TypeError(f"{name} takes no model settings, got {sorted(params)}")

@@ -13,7 +13,7 @@ from autograd import grad
 from autograd.tracer import getval
 from tqdm.auto import tqdm
 
-from analysis import _checks
+from analysis import checks
 
 from .nets import n_restarts
 from .flat import TreeDef
@@ -334,8 +334,8 @@ def _put(old, index, new):
 def check_stopping(patience, tol):
     """The stopping-rule settings: ``patience`` None (off) or an int >= 1 epochs, ``tol`` >= 0."""
     if patience is not None:
-        _checks.integer("patience", patience, 1)
-    if _checks.scalar("tol", tol) < 0:
+        checks.integer("patience", patience, 1)
+    if checks.scalar("tol", tol) < 0:
         raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
 
 

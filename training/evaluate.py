@@ -7,7 +7,7 @@ restart.
 import numpy as np
 from scipy.special import logsumexp
 
-from analysis import _checks
+from analysis import checks
 
 from .knn import DEFAULT_ALPHA, DEFAULT_K, smooth_knn_test
 from .models import LOG_2PI, gaussian_log_density
@@ -77,10 +77,10 @@ def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inf
     -------
     ndarray (R, N), or (log-likelihood, ESS) with ``return_ess``
     """
-    x = _checks.real_array("x", x, 2)
-    samples = _checks.integer("samples", samples, 1)
-    inflate = float(_checks.positive("inflate", inflate))
-    _checks.generator("rng", rng)
+    x = checks.real_array("x", x, 2)
+    samples = checks.integer("samples", samples, 1)
+    inflate = float(checks.positive("inflate", inflate))
+    checks.generator("rng", rng)
     total = total2 = -np.inf
     for log_w, _ in importance_chunks(likelihood, theta, encoder, phi, x, rng, samples, inflate, max_entries):
         total = np.logaddexp(total, logsumexp(log_w, axis=1))
@@ -96,7 +96,7 @@ def log_likelihood_is(likelihood, theta, encoder, phi, x, rng, samples=5000, inf
 
 def exact_log_likelihood(likelihood, theta, x):
     """log p_theta(x) in closed form for a linear-Gaussian likelihood: (R, N)."""
-    x = _checks.real_array("x", x, 2)
+    x = checks.real_array("x", x, 2)
     return likelihood.exact(theta).log_likelihood(x)
 
 
@@ -164,7 +164,7 @@ def aggregated_posterior(encoder, phi, x):
         Gaussian; ``max_abs_corr`` (R,) the largest |correlation| between
         latent coordinates (0 for the prior).
     """
-    x = _checks.real_array("x", x, 2)
+    x = checks.real_array("x", x, 2)
     mu, logvar = (np.asarray(a) for a in encoder(phi, x))
     K = mu.shape[-1]
     mean = mu.mean(axis=1)
@@ -184,7 +184,7 @@ def mutual_information_estimate(encoder, phi, x, rng, max_entries=4_000_000):
     q(z) is the aggregate (1/N) sum_j q(z | x_j) over the batch ``x``; one
     draw of z per point. O(N^2 K) per restart, in chunks of restarts.
     """
-    x = _checks.real_array("x", x, 2)
+    x = checks.real_array("x", x, 2)
     mu, logvar = (np.asarray(a) for a in encoder(phi, x))
     R, N, K = mu.shape
     var = np.exp(logvar)

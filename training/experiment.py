@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from analysis import _checks
+from analysis import checks
 
 from .datasets import DATASETS, load_dataset
 from .engine import AllRestartsDiverged
@@ -144,7 +144,7 @@ def batch_key(method, settings):
 def _check_unit(dataset, seed):
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
-    return _checks.integer("seed", seed, 0)
+    return checks.integer("seed", seed, 0)
 
 
 def _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samples, knn_repeats,

@@ -49,7 +49,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
 
-from analysis import _checks
+from analysis import checks
 
 from . import experiment
 from .datasets import Dataset, load_dataset
@@ -138,11 +138,11 @@ def posterior_mean_is(likelihood, theta, encoder, phi, x, rng, samples=2000, inf
     >>> bool(np.max(np.abs(m - exact)) < 0.05)
     True
     """
-    x = _checks.real_array("x", x, 2)
-    samples = _checks.integer("samples", samples, 1)
-    inflate = float(_checks.positive("inflate", inflate))
-    max_entries = _checks.integer("max_entries", max_entries, 1)
-    _checks.generator("rng", rng)
+    x = checks.real_array("x", x, 2)
+    samples = checks.integer("samples", samples, 1)
+    inflate = float(checks.positive("inflate", inflate))
+    max_entries = checks.integer("max_entries", max_entries, 1)
+    checks.generator("rng", rng)
     if x.shape[1] != likelihood.data_dim:
         raise ValueError(f"x must have shape (N, {likelihood.data_dim}); got {x.shape}")
     if n_restarts(theta) != n_restarts(phi):
@@ -212,7 +212,7 @@ def _rng(rng):
         return np.random.default_rng(0)
     if isinstance(rng, np.random.Generator):
         return rng
-    return np.random.default_rng(_checks.integer("rng", rng, 0))
+    return np.random.default_rng(checks.integer("rng", rng, 0))
 
 
 # ---- drawing -------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def z_colours(z, radius=COLOUR_RADIUS):
     >>> rgb.shape, bool(size[1] > size[0])
     ((2, 3), True)
     """
-    z = _checks.real_array("z", z, 2)
+    z = checks.real_array("z", z, 2)
     if z.shape[1] != 2:
         raise ValueError(f"z must have shape (N, 2); got {z.shape}")
     r = np.minimum(np.hypot(z[:, 0], z[:, 1]) / radius, 1.0)
@@ -353,8 +353,8 @@ def posterior_figure(data, method, theta, phi, phi_gt, varphi=None, rng=None, ti
                          f"{data.likelihood.latent_dim}")
     if data.truth is None or data.z_test is None:
         raise ValueError(f"data {data.name!r} must carry its truth and z_test (the generating codes)")
-    samples = _checks.integer("samples", samples, 1)
-    inflate = float(_checks.positive("inflate", inflate))
+    samples = checks.integer("samples", samples, 1)
+    inflate = float(checks.positive("inflate", inflate))
     rng = _rng(rng)
     t_theta, t_phi, t_varphi = _templates(data)
     theta = _conform("theta", theta, t_theta)
@@ -374,7 +374,7 @@ def posterior_figure(data, method, theta, phi, phi_gt, varphi=None, rng=None, ti
     if reference is None:
         gt_post, gt_how = _posterior_means(data, truth, phi_gt, x, rng, samples, inflate)
     else:
-        gt_post = _checks.real_array("reference", reference, 2)
+        gt_post = checks.real_array("reference", reference, 2)
         if gt_post.shape != gt_q.shape:
             raise ValueError(f"reference must have shape {gt_q.shape}, got {gt_post.shape}")
         gt_how = "exact" if data.likelihood.linear else f"IS, S = {samples}"
@@ -565,10 +565,10 @@ def make_figures(out_dir, models=None, fit_settings=None, seed=0, progress=False
     dict
         ``{"figure2": path, ...}``.
     """
-    seed = _checks.integer("seed", seed, 0)
-    samples = _checks.integer("samples", samples, 1)
-    ll_samples = _checks.integer("ll_samples", ll_samples, 1)
-    inflate = float(_checks.positive("inflate", inflate))
+    seed = checks.integer("seed", seed, 0)
+    samples = checks.integer("samples", samples, 1)
+    ll_samples = checks.integer("ll_samples", ll_samples, 1)
+    inflate = float(checks.positive("inflate", inflate))
     models = _check_models(models)
     fit_settings = _check_fit_settings(fit_settings)
     names = _figure_names(figures)

@@ -17,7 +17,7 @@ import numpy as onp
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
-from analysis import _checks
+from analysis import checks
 
 __all__ = ["henze_zirkler", "henze_zirkler_beta", "henze_zirkler_pvalue"]
 
@@ -61,8 +61,8 @@ def henze_zirkler_beta(n, p):
     >>> round(henze_zirkler_beta(4, 1), 12)
     0.880864794936
     """
-    _checks.integer("n", n, 2)
-    _checks.integer("p", p, 1)
+    checks.integer("n", n, 2)
+    checks.integer("p", p, 1)
     return 2.0**-0.5 * ((2.0 * p + 1.0) * n / 4.0) ** (1.0 / (p + 4.0))
 
 
@@ -214,8 +214,8 @@ def henze_zirkler_pvalue(hz, n, p):
     >>> henze_zirkler_pvalue([0.5, 5.0], 50, 2) < 0.05
     array([False,  True])
     """
-    _checks.integer("n", n, 2)
-    _checks.integer("p", p, 1)
+    checks.integer("n", n, 2)
+    checks.integer("p", p, 1)
     hz = onp.asarray(getval(hz), dtype=onp.float64)
     if not onp.all(onp.isfinite(hz)) or onp.any(hz < 0):
         raise ValueError("hz must be finite and >= 0")

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis import _checks
+from analysis import checks
 
 __all__ = [
     "DEFAULT_ALPHA",
@@ -227,7 +227,7 @@ def knn_marginals(D, k=DEFAULT_K, alpha=DEFAULT_ALPHA):
         raise ValueError(f"D must have shape (..., N, N) with N >= 2, got {D.shape}")
     if np.any(D < 0):
         raise ValueError("D must be non-negative")
-    k = _checks.integer("k", k, 1, N - 1)
+    k = checks.integer("k", k, 1, N - 1)
     alpha = _check_alpha(alpha)
     A = (alpha * D).reshape(-1, N, N)
     A[:, np.arange(N), np.arange(N)] = np.inf
@@ -298,7 +298,7 @@ def permutation_moments(mu, n1):
     N = mu.shape[-1]
     if mu.shape[-2] != N or N < 4:
         raise ValueError(f"mu must have shape (..., N, N) with N >= 4, got {mu.shape}")
-    n1 = _checks.integer("n1", n1, 1, N - 1)
+    n1 = checks.integer("n1", n1, 1, N - 1)
     lead = mu.shape[:-2]
     mu = (mu * (1.0 - np.eye(N))).reshape(-1, N, N)
     mean, var = _moments(mu + mu.transpose(0, 2, 1), n1)
@@ -432,11 +432,11 @@ def smooth_knn_statistic(X, Y, k=DEFAULT_K, alpha=DEFAULT_ALPHA):
     n2 = Y.shape[-2]
     if Y.shape[-1] != d:
         raise ValueError(f"X and Y must have the same dimension d, got {d} and {Y.shape[-1]}")
-    _checks.integer("n1 (X.shape[-2])", n1, 2)
-    _checks.integer("n2 (Y.shape[-2])", n2, 2)
+    checks.integer("n1 (X.shape[-2])", n1, 2)
+    checks.integer("n2 (Y.shape[-2])", n2, 2)
     if d < 1:
         raise ValueError("X and Y must have d >= 1 columns")
-    k = _checks.integer("k", k, 1, n1 + n2 - 2)
+    k = checks.integer("k", k, 1, n1 + n2 - 2)
     alpha = _check_alpha(alpha)
     try:
         lead = np.broadcast_shapes(X.shape[:-2], Y.shape[:-2])
@@ -575,9 +575,9 @@ def smooth_knn_test(
     """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    n = _checks.integer("n", n, 2)
-    repeats = _checks.integer("repeats", repeats, 1)
-    k = _checks.integer("k", k, 1, 2 * n - 2)
+    n = checks.integer("n", n, 2)
+    repeats = checks.integer("repeats", repeats, 1)
+    k = checks.integer("k", k, 1, 2 * n - 2)
     alpha = _check_alpha(alpha)
     samplers = {}
     for name, sampler in (("sample_p", sample_p), ("sample_q", sample_q)):
@@ -586,7 +586,7 @@ def smooth_knn_test(
             if sampler.ndim != 2 or sampler.shape[0] < n:
                 raise ValueError(f"{name} must have shape (M, d) with M >= n={n}, got {sampler.shape}")
         samplers[name] = sampler
-    chunk = _checks.integer("chunk", chunk, 1)
+    chunk = checks.integer("chunk", chunk, 1)
     stats = []
     for start in range(0, repeats, chunk):
         size = min(chunk, repeats - start)

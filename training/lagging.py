@@ -14,7 +14,7 @@ Two schedules:
 """
 import numpy as onp
 
-from analysis import _checks
+from analysis import checks
 
 from .engine import BatchedRun, progress_bar
 from .evaluate import mutual_information_estimate
@@ -58,11 +58,11 @@ class LaggingVAE(VAE):
     def _check_settings(self, data):
         super()._check_settings(data)
         if not self.aggressive:    # the aggressive schedule has no segments
-            _checks.integer("segments", self.segments, 1, self.epochs)
-        if not 0 < _checks.scalar("inference_fraction", self.inference_fraction) < 1:
+            checks.integer("segments", self.segments, 1, self.epochs)
+        if not 0 < checks.scalar("inference_fraction", self.inference_fraction) < 1:
             raise ValueError(f"inference_fraction must be in (0, 1), got {self.inference_fraction!r}")
-        _checks.integer("max_inner", self.max_inner, 1)
-        _checks.integer("window", self.window, 1, self.max_inner)
+        checks.integer("max_inner", self.max_inner, 1)
+        checks.integer("window", self.window, 1, self.max_inner)
 
     def _segment_schedule(self):
         """Per epoch, True where only the inference network trains."""

@@ -17,7 +17,7 @@ import autograd.numpy as np
 import numpy as onp
 from autograd.tracer import getval
 
-from analysis import _checks
+from analysis import checks
 
 from .engine import AllRestartsDiverged, progress_bar
 from .evaluate import log_likelihood_is, reference_log_likelihood
@@ -112,12 +112,12 @@ class MutualInformationConstraint:
     """
 
     def __init__(self, delta, upper=False, tau=0.01, weight=10.0):
-        self.delta = float(_checks.real_array("delta", delta))
+        self.delta = float(checks.real_array("delta", delta))
         if self.delta < 0:
             raise ValueError(f"delta must be >= 0 nats, got {delta}")
         self.upper = bool(upper)
-        self.tau = float(_checks.positive("tau", tau))
-        self.weight = float(_checks.positive("weight", weight))
+        self.tau = float(checks.positive("tau", tau))
+        self.weight = float(checks.positive("weight", weight))
 
     def __repr__(self):
         return (f"MutualInformationConstraint(delta={self.delta}, upper={self.upper}, "
@@ -228,11 +228,11 @@ class LiBI(VAE):
             value = getattr(self, name)
             if not _real(value) or onp.isnan(value) or value <= 0:
                 raise ValueError(f"{name} must be > 0 (inf drops the penalty), got {value!r}")
-        _checks.integer("repeats", self.repeats, 1)
+        checks.integer("repeats", self.repeats, 1)
         if self.inference_epochs is not None:
-            _checks.integer("inference_epochs", self.inference_epochs, 1)
-        _checks.integer("val_is_samples", self.val_is_samples, 1)
-        if self.step1_margin is not None and _checks.scalar("step1_margin", self.step1_margin) < 0:
+            checks.integer("inference_epochs", self.inference_epochs, 1)
+        checks.integer("val_is_samples", self.val_is_samples, 1)
+        if self.step1_margin is not None and checks.scalar("step1_margin", self.step1_margin) < 0:
             raise ValueError(f"step1_margin must be None (the last iterate) or a number >= 0, "
                              f"got {self.step1_margin!r}")
         for c in self.constraints:

@@ -9,7 +9,7 @@ definition of the family).
 import autograd.numpy as np
 import numpy as onp
 
-from analysis import LinearGaussian, _checks
+from analysis import LinearGaussian, checks
 
 from . import nets
 from .mobius import MOBIUS_ACTIVATIONS, MOBIUS_SIZES
@@ -90,14 +90,14 @@ class Univariate(Likelihood):
     data_dim = latent_dim = 1
 
     def __init__(self, sigma2=1.0):
-        self.sigma2 = float(_checks.positive("sigma2", sigma2))
+        self.sigma2 = float(checks.positive("sigma2", sigma2))
 
     def theta(self, params):
         return onp.sqrt(self.sigma2) * np.tanh(params["u"])
 
     def params_for(self, theta):
         """The parameters of the given theta values (shape (R,)), |theta| < sigma."""
-        theta = _checks.real_array("theta", theta, 1)
+        theta = checks.real_array("theta", theta, 1)
         if onp.any(onp.abs(theta) >= onp.sqrt(self.sigma2)):
             raise ValueError(f"theta must satisfy |theta| < sqrt(sigma2) = {onp.sqrt(self.sigma2):g}")
         return {"u": onp.arctanh(theta / onp.sqrt(self.sigma2))}
@@ -138,9 +138,9 @@ class JTEx(Likelihood):
     data_dim = latent_dim = 2
 
     def __init__(self, A, b, sigma2, learn="A", cubic=False):
-        self.A = _checks.real_array("A", A)
-        self.b = _checks.real_array("b", b)
-        self.sigma2 = float(_checks.positive("sigma2", sigma2))
+        self.A = checks.real_array("A", A)
+        self.b = checks.real_array("b", b)
+        self.sigma2 = float(checks.positive("sigma2", sigma2))
         if learn not in ("A", "b"):
             raise ValueError(f"learn must be 'A' or 'b', got {learn!r}")
         self.learn, self.cubic = learn, bool(cubic)
@@ -196,9 +196,9 @@ class LinearMap(Likelihood):
     linear = True
 
     def __init__(self, latent_dim, data_dim, noise_var):
-        self.latent_dim = _checks.integer("latent_dim", latent_dim, 1)
-        self.data_dim = _checks.integer("data_dim", data_dim, 1)
-        self.noise_var = float(_checks.positive("noise_var", noise_var))
+        self.latent_dim = checks.integer("latent_dim", latent_dim, 1)
+        self.data_dim = checks.integer("data_dim", data_dim, 1)
+        self.noise_var = float(checks.positive("noise_var", noise_var))
 
     def init(self, rngs):
         scale = 1.0 / onp.sqrt(self.latent_dim)
@@ -223,7 +223,7 @@ class MLPLikelihood(Likelihood):
     def __init__(self, sizes=MOBIUS_SIZES, activations=MOBIUS_ACTIVATIONS, noise_var=1e-5):
         self.sizes, self.activations = list(sizes), tuple(activations)
         self.latent_dim, self.data_dim = self.sizes[0], self.sizes[-1]
-        self.noise_var = float(_checks.positive("noise_var", noise_var))
+        self.noise_var = float(checks.positive("noise_var", noise_var))
 
     def init(self, rngs):
         return nets.init_mlp(rngs, self.sizes)
@@ -264,8 +264,8 @@ class Encoder:
     def __init__(self, data_dim, latent_dim, kind="linear"):
         if kind not in ENCODER_KINDS:
             raise ValueError(f"kind must be one of {sorted(ENCODER_KINDS)}, got {kind!r}")
-        self.data_dim = _checks.integer("data_dim", data_dim, 1)
-        self.latent_dim = _checks.integer("latent_dim", latent_dim, 1)
+        self.data_dim = checks.integer("data_dim", data_dim, 1)
+        self.latent_dim = checks.integer("latent_dim", latent_dim, 1)
         self.kind = kind
         self.hidden_sizes, self.activations = ENCODER_KINDS[kind]
         # Networks with hidden layers run as one fused primitive where their

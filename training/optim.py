@@ -8,7 +8,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from analysis import _checks
+from analysis import checks
 from .trees import tree_map
 
 
@@ -49,7 +49,7 @@ def adam(lr=0.01, b1=0.9, b2=0.999, eps=1e-8):
     >>> apply_updates(params, updates)["w"]
     array([ 0.9, -1.9])
     """
-    lr = _checks.positive("lr", lr)
+    lr = checks.positive("lr", lr)
     lr = float(lr) if lr.ndim == 0 else lr
     for name, value in (("b1", b1), ("b2", b2)):
         if not 0 <= value < 1:

@@ -56,7 +56,7 @@ import numpy as np
 from autograd import make_vjp
 from scipy.special import logsumexp
 
-from analysis import _checks
+from analysis import checks
 
 from .models import LOG_2PI, Likelihood
 
@@ -395,14 +395,14 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
     K, D = likelihood.latent_dim, likelihood.data_dim
     if K is None or K > 2:
         raise ValueError(f"likelihood must have latent_dim <= 2 for quadrature, got {K}")
-    x = _checks.real_array("x", x, 2)
+    x = checks.real_array("x", x, 2)
     if x.ndim != 2 or x.shape[1] != D:
         raise ValueError(f"x must have shape (N, {D}) for this likelihood, got {x.shape}")
-    tol = _checks.scalar("tol", tol)
+    tol = checks.scalar("tol", tol)
     if tol <= 0:
         raise ValueError(f"tol must be > 0, got {tol!r}")
-    max_order = _checks.integer("max_order", max_order, 16, 256)
-    max_evaluations = _checks.integer("max_evaluations", max_evaluations, 1)
+    max_order = checks.integer("max_order", max_order, 16, 256)
+    max_evaluations = checks.integer("max_evaluations", max_evaluations, 1)
     return_error = bool(return_error)
 
     psi = np.asarray(likelihood.noise(theta), dtype=np.float64)

@@ -16,7 +16,7 @@ import numbers
 
 import numpy as onp
 
-from analysis import _checks
+from analysis import checks
 
 from .datasets import Dataset
 from .engine import (
@@ -71,13 +71,13 @@ class _Trainer:
         return f"{type(self).__name__}({args})"
 
     def _check_settings(self, data):
-        _checks.integer("epochs", self.epochs, 1)
-        _checks.integer("restarts", self.restarts, 1)
-        _checks.positive("lr", self.lr)
-        _checks.integer("mc_samples", self.mc_samples, 1)
-        _checks.integer("val_mc_samples", self.val_mc_samples, 1)
-        _checks.integer("eval_every", self.eval_every, 1)
-        _checks.integer("seed", self.seed, 0)
+        checks.integer("epochs", self.epochs, 1)
+        checks.integer("restarts", self.restarts, 1)
+        checks.positive("lr", self.lr)
+        checks.integer("mc_samples", self.mc_samples, 1)
+        checks.integer("val_mc_samples", self.val_mc_samples, 1)
+        checks.integer("eval_every", self.eval_every, 1)
+        checks.integer("seed", self.seed, 0)
         check_stopping(self.patience, self.tol)
         if self.elbo not in ("auto", "exact", "mc"):
             raise ValueError(f"elbo must be 'auto', 'exact' or 'mc', got {self.elbo!r}")
@@ -288,7 +288,7 @@ class AnnealedBetaVAE(BetaVAE):
 
     def _check_settings(self, data):
         super()._check_settings(data)
-        if not 0 < _checks.scalar("anneal_fraction", self.anneal_fraction) <= 1:
+        if not 0 < checks.scalar("anneal_fraction", self.anneal_fraction) <= 1:
             raise ValueError(f"anneal_fraction must be in (0, 1], got {self.anneal_fraction!r}")
 
     def _beta(self, epoch):
