@@ -24,6 +24,18 @@ class AllRestartsDiverged(RuntimeError):
     """Raised when no restart of a fit stayed finite."""
 
 
+def select_restart(objective, diverged, failure="restarts diverged"):
+    """The restart to keep: the lowest finite ``objective`` (R,) among those not ``diverged``.
+
+    Raises :class:`AllRestartsDiverged` ("all R <failure>") when there is none.
+    Ties go to the first restart.
+    """
+    candidates = np.where(~diverged & np.isfinite(objective), objective, np.inf)
+    if not np.any(np.isfinite(candidates)):
+        raise AllRestartsDiverged(f"all {np.size(objective)} {failure}")
+    return int(np.argmin(candidates))
+
+
 def restart_streams(seed, restarts, n_streams=3):
     """Independent generators per restart: ``n_streams`` for each of ``restarts``.
 
@@ -263,10 +275,7 @@ class BatchedRun:
 
     def selected_restart(self):
         """The non-diverged restart with the best validation objective."""
-        candidates = np.where(~self.diverged & np.isfinite(self.best_value), self.best_value, np.inf)
-        if not np.any(np.isfinite(candidates)):
-            raise AllRestartsDiverged(f"all {self.n_restarts} restarts diverged or never validated")
-        return int(np.argmin(candidates))
+        return select_restart(self.best_value, self.diverged, "restarts diverged or never validated")
 
     def history(self):
         return {"train": np.array(self.train_history).T, "val": np.array(self.val_history).T,

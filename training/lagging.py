@@ -12,14 +12,14 @@ Two schedules:
   information (He et al.'s estimator, :func:`training.evaluate.mutual_information_estimate`)
   stops improving; from then on it trains like a VAE.
 """
-import numpy as onp
+import numpy as np
 
 from analysis import checks
 
 from .engine import BatchedRun, progress_bar
 from .evaluate import mutual_information_estimate
 from .optim import adam
-from .trainers import VAE
+from .trainers import VAE, store_settings
 
 __all__ = ["LaggingVAE"]
 
@@ -40,7 +40,7 @@ class LaggingVAE(VAE):
     max_inner, window : int
         The aggressive inner loop: at most ``max_inner`` encoder steps,
         stop test every ``window`` steps.
-    **kw
+    epochs, restarts, lr, elbo, mc_samples, val_mc_samples, eval_every, seed, progress, patience, tol
         As :class:`training.trainers.VAE`.
 
     Model selection as the VAE (validation ELBO). Extra attributes:
@@ -49,11 +49,10 @@ class LaggingVAE(VAE):
     steps per restart.
     """
 
-    def __init__(self, segments=50, inference_fraction=0.5, aggressive=False, max_inner=100,
-                 window=10, **kw):
-        super().__init__(**kw)
-        self.segments, self.inference_fraction = segments, inference_fraction
-        self.aggressive, self.max_inner, self.window = aggressive, max_inner, window
+    def __init__(self, segments=50, inference_fraction=0.5, aggressive=False, max_inner=100, window=10, *,
+                 epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1, val_mc_samples=16, eval_every=10,
+                 seed=0, progress=False, patience=None, tol=0.0):
+        store_settings(self, locals())
 
     def _check_settings(self, data):
         super()._check_settings(data)
@@ -66,8 +65,8 @@ class LaggingVAE(VAE):
 
     def _segment_schedule(self):
         """Per epoch, True where only the inference network trains."""
-        inference_only = onp.zeros(self.epochs, dtype=bool)
-        for seg in onp.array_split(onp.arange(self.epochs), self.segments):
+        inference_only = np.zeros(self.epochs, dtype=bool)
+        for seg in np.array_split(np.arange(self.epochs), self.segments):
             inference_only[seg[:int(round(self.inference_fraction * seg.size))]] = True
         return inference_only
 
@@ -77,11 +76,11 @@ class LaggingVAE(VAE):
         loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
         run = BatchedRun(params, adam(self.lr), self.patience, self.tol)
         R = self.restarts
-        self.aggressive_until_ = onp.full(R, -1)
-        self.inner_steps_ = onp.zeros(R, dtype=int)
-        aggressive = onp.full(R, bool(self.aggressive))
-        best_mi = onp.full(R, -onp.inf)
-        mi_rng = onp.random.default_rng(onp.random.SeedSequence([self.seed, 13]))
+        self.aggressive_until_ = np.full(R, -1)
+        self.inner_steps_ = np.zeros(R, dtype=int)
+        aggressive = np.full(R, bool(self.aggressive))
+        best_mi = np.full(R, -np.inf)
+        mi_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 13]))
         schedule = None if self.aggressive else self._segment_schedule()
         with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
             for epoch in range(self.epochs):
@@ -100,7 +99,7 @@ class LaggingVAE(VAE):
                         leaving = aggressive & ~(mi > best_mi)
                         self.aggressive_until_[leaving] = epoch + 1
                         aggressive &= ~leaving
-                        best_mi = onp.maximum(best_mi, onp.where(onp.isfinite(mi), mi, -onp.inf))
+                        best_mi = np.maximum(best_mi, np.where(np.isfinite(mi), mi, -np.inf))
                     bar.update(epoch + 1 - bar.n)
                     if run.finished:
                         break
@@ -108,14 +107,14 @@ class LaggingVAE(VAE):
 
     def _inner_loop(self, run, loss, epoch, draw, active):
         """Encoder-only steps until the windowed loss stops falling (per restart)."""
-        previous = onp.full(active.size, onp.inf)
-        total = onp.zeros(active.size)
+        previous = np.full(active.size, np.inf)
+        total = np.zeros(active.size)
         for i in range(1, self.max_inner + 1):
             if not active.any():
                 break
-            total += onp.where(active, run.step(loss, ("phi",), epoch, draw(), active=active, record=False), 0.0)
+            total += np.where(active, run.step(loss, ("phi",), epoch, draw(), active=active, record=False), 0.0)
             self.inner_steps_ += active
             if i % self.window == 0:
                 current = total / self.window
                 active = active & (current < previous) & run.active
-                previous, total = current, onp.zeros(active.size)
+                previous, total = current, np.zeros(active.size)

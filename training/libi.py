@@ -13,8 +13,8 @@ and repeats. R restarts run batched, as for the other trainers.
 """
 import numbers
 
-import autograd.numpy as np
-import numpy as onp
+import autograd.numpy as anp
+import numpy as np
 from autograd.tracer import getval
 
 from analysis import checks
@@ -23,7 +23,7 @@ from .engine import AllRestartsDiverged, progress_bar
 from .evaluate import log_likelihood_is, reference_log_likelihood
 from .hz import henze_zirkler
 from .models import Encoder
-from .trainers import VAE, initial_log_variance
+from .trainers import BaseTrainer, initial_log_variance, store_settings
 from .trees import tree_map, tree_take, tree_where
 
 __all__ = ["LiBI", "MutualInformationConstraint", "code_penalties"]
@@ -43,8 +43,8 @@ def capped_exp(u, cap=EXP_CAP):
     code mean overflows exp (and Adam's squared gradients) long before the
     penalty can pull it back. Below exp(20) ~ 5e8 nothing changes.
     """
-    over = np.maximum(u - cap, 0.0)
-    return np.exp(np.minimum(u, cap)) * (1.0 + over)
+    over = anp.maximum(u - cap, 0.0)
+    return anp.exp(anp.minimum(u, cap)) * (1.0 + over)
 
 
 def code_penalties(Z, lambda_hz, eps_sigma, eps_mu, hz=None):
@@ -54,27 +54,27 @@ def code_penalties(Z, lambda_hz, eps_sigma, eps_mu, hz=None):
     term. ``hz`` replaces HZ(Z) by a known value (see ``standardize_codes``).
     """
     N, K = Z.shape[-2:]
-    mean = np.mean(Z, axis=1)
+    mean = anp.mean(Z, axis=1)
     centred = Z - mean[:, None, :]
-    cov = np.matmul(np.swapaxes(centred, -1, -2), centred) / N
+    cov = anp.matmul(anp.swapaxes(centred, -1, -2), centred) / N
     out = 0.0
     if lambda_hz:
         out = out + lambda_hz * capped_exp(henze_zirkler(Z, check=False) if hz is None else hz)
-    if onp.isfinite(eps_sigma):
-        dev = cov - onp.eye(K)
-        out = out + capped_exp(np.sum(dev * dev, axis=(1, 2)) / eps_sigma)
-    if onp.isfinite(eps_mu):
-        out = out + capped_exp(np.sum(mean * mean, axis=1) / eps_mu)
+    if np.isfinite(eps_sigma):
+        dev = cov - np.eye(K)
+        out = out + capped_exp(anp.sum(dev * dev, axis=(1, 2)) / eps_sigma)
+    if np.isfinite(eps_mu):
+        out = out + capped_exp(anp.sum(mean * mean, axis=1) / eps_mu)
     return out
 
 
 def _real(value):
     """A real number, numpy scalars included (not bool)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, onp.bool_))
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def _softplus(a):
-    return np.logaddexp(0.0, a)
+    return anp.logaddexp(0.0, a)
 
 
 class MutualInformationConstraint:
@@ -128,8 +128,8 @@ class MutualInformationConstraint:
         """I(X;Z) per restart (R,) of a linear-Gaussian likelihood, differentiable."""
         W = likelihood.loading(theta)
         psi = likelihood.noise(theta)
-        C = np.matmul(W, np.swapaxes(W, -1, -2)) + psi[:, :, None] * onp.eye(psi.shape[-1])
-        return 0.5 * (np.linalg.slogdet(C)[1] - np.sum(np.log(psi), axis=-1))
+        C = anp.matmul(W, anp.swapaxes(W, -1, -2)) + psi[:, :, None] * np.eye(psi.shape[-1])
+        return 0.5 * (anp.linalg.slogdet(C)[1] - anp.sum(anp.log(psi), axis=-1))
 
     def penalty(self, likelihood, theta, X):
         if not likelihood.linear:
@@ -139,11 +139,11 @@ class MutualInformationConstraint:
 
     def satisfied(self, likelihood, theta, slack=0.0):
         """(R,) booleans: the bound holds (to ``slack`` nats)."""
-        mi = onp.asarray(getval(self.mutual_information(likelihood, theta)))
+        mi = np.asarray(getval(self.mutual_information(likelihood, theta)))
         return mi <= self.delta + slack if self.upper else mi >= self.delta - slack
 
 
-class LiBI(VAE):
+class LiBI(BaseTrainer):
     """Likelihood Before Inference (paper Sec. 2; SPEC 5), restarts batched.
 
     Parameters
@@ -167,10 +167,6 @@ class LiBI(VAE):
         with the penalties off this shows the shrinking codes of App. D.
     val_is_samples : int
         Importance samples per validation point for nonlinear likelihoods.
-    **kw
-        As :class:`training.trainers.VAE` (restarts, lr, elbo, mc_samples,
-        val_mc_samples, eval_every, seed, progress).
-
     step1_margin : float or None
         Step 1 hands Step 2 the latest iterate whose validation objective was
         within this many nats per point of its best (default 0.05; None: the
@@ -178,6 +174,8 @@ class LiBI(VAE):
     patience, tol : int or None, float
         The stopping rule (as :class:`training.trainers.VAE`), applied to
         every Step 1 and Step 2 on its own validation objective.
+    restarts, lr, elbo, mc_samples, val_mc_samples, eval_every, seed, progress
+        As :class:`training.trainers.VAE`.
 
     Model selection: Step 1 keeps its latest near-best iterate (above; the
     validation objective is recorded in ``history_``); within Step 2 each
@@ -213,20 +211,18 @@ class LiBI(VAE):
     """
 
     def __init__(self, lambda_hz=1.0, eps_sigma=0.5, eps_mu=0.5, repeats=1, inference_epochs=None,
-                 constraints=(), joint_map=False, val_is_samples=500, step1_margin=STEP1_MARGIN, **kw):
-        super().__init__(**kw)
-        self.lambda_hz, self.eps_sigma, self.eps_mu = lambda_hz, eps_sigma, eps_mu
-        self.repeats, self.inference_epochs = repeats, inference_epochs
-        self.constraints, self.joint_map, self.val_is_samples = constraints, joint_map, val_is_samples
-        self.step1_margin = step1_margin
+                 constraints=(), joint_map=False, val_is_samples=500, step1_margin=STEP1_MARGIN, *,
+                 epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1, val_mc_samples=16, eval_every=10,
+                 seed=0, progress=False, patience=None, tol=0.0):
+        store_settings(self, locals())
 
     def _check_settings(self, data):
         super()._check_settings(data)
-        if not _real(self.lambda_hz) or not onp.isfinite(self.lambda_hz) or self.lambda_hz < 0:
+        if not _real(self.lambda_hz) or not np.isfinite(self.lambda_hz) or self.lambda_hz < 0:
             raise ValueError(f"lambda_hz must be a finite number >= 0, got {self.lambda_hz!r}")
         for name in ("eps_sigma", "eps_mu"):
             value = getattr(self, name)
-            if not _real(value) or onp.isnan(value) or value <= 0:
+            if not _real(value) or np.isnan(value) or value <= 0:
                 raise ValueError(f"{name} must be > 0 (inf drops the penalty), got {value!r}")
         checks.integer("repeats", self.repeats, 1)
         if self.inference_epochs is not None:
@@ -248,9 +244,9 @@ class LiBI(VAE):
 
         def loss(p, rows=None):    # nothing per restart but the parameters: rows unused
             Z = enc.mean(p["varphi"], X)
-            value = -np.mean(lik.log_likelihood(p["theta"], X, Z), axis=1)
+            value = -anp.mean(lik.log_likelihood(p["theta"], X, Z), axis=1)
             if self.joint_map:
-                value = value + 0.5 * np.mean(np.sum(Z * Z, axis=-1), axis=1)
+                value = value + 0.5 * anp.mean(anp.sum(Z * Z, axis=-1), axis=1)
             value = value + code_penalties(Z, self.lambda_hz, self.eps_sigma, self.eps_mu, hz)
             for c in self.constraints:
                 value = value + c.penalty(lik, p["theta"], X)
@@ -267,62 +263,77 @@ class LiBI(VAE):
         if per_point is None:
             per_point = log_likelihood_is(data.likelihood, theta, data.encoder, phi, data.val, rng,
                                           samples=self.val_is_samples)
-        ll = onp.mean(per_point, axis=1)
+        ll = np.mean(per_point, axis=1)
         for c in self.constraints:
-            ll = ll - onp.asarray(c.penalty(data.likelihood, theta, data.val))
+            ll = ll - np.asarray(c.penalty(data.likelihood, theta, data.val))
         return ll
 
     def fit(self, data):
         """Steps 1-3 of LiBI, ``repeats`` times, on ``data.train``; returns self."""
         params, streams = self._setup(data)
-        lik, enc = data.likelihood, data.encoder
-        inference_epochs = self.inference_epochs or self.epochs
         theta = params["theta"]
-        varphi = enc.standardize(Encoder.deterministic_part(params["phi"]), data.train)
-        step1 = self._step1_loss(data, data.train)
-        step1_val = self._step1_loss(data, data.val)
-        elbo, elbo_val, draw = self._elbo_losses(data, streams, lambda epoch: 1.0, 1.0)
-        eval_rng = onp.random.default_rng(onp.random.SeedSequence([self.seed, 11]))
+        varphi = data.encoder.standardize(Encoder.deterministic_part(params["phi"]), data.train)
+        losses = self._losses(data, streams)
+        eval_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 11]))
         R = self.restarts
-        diverged = onp.zeros(R, dtype=bool)
-        self.epochs_run_ = onp.zeros(R, dtype=int)
-        self.converged_ = onp.ones(R, dtype=bool)
-        best, best_ll, best_repeat = None, onp.full(R, -onp.inf), onp.full(R, -1)
+        diverged = np.zeros(R, dtype=bool)
+        self.epochs_run_, self.converged_ = np.zeros(R, dtype=int), np.ones(R, dtype=bool)
+        best, best_ll, best_repeat = None, np.full(R, -np.inf), np.full(R, -1)
         lls, history = [], []
-        total = self.repeats * (self.epochs + inference_epochs)
-        with progress_bar(total, self.progress, "LiBI") as bar:
+        with progress_bar(self.repeats * (self.epochs + self._inference_epochs()), self.progress, "LiBI") as bar:
             for t in range(self.repeats):
-                # Step 1: likelihood and deterministic encoder.
-                run1 = self._train({"theta": theta, "varphi": varphi}, ("theta", "varphi"),
-                                   lambda p, epoch, eps, rows=None: step1(p), step1_val, lambda: None, bar,
-                                   diverged=diverged, near_best=self.step1_margin)
+                run1 = self._step1(theta, varphi, losses, diverged, bar)
                 diverged |= run1.diverged
                 theta, varphi = self._step1_result(run1)
-                # Step 2: inference with theta frozen; phi starts from varphi's mean network.
-                phi = enc.init([s[0] for s in streams])
-                phi.update(tree_map(onp.copy, varphi))
-                phi["logvar"]["b"] = onp.zeros_like(phi["logvar"]["b"]) + initial_log_variance(lik, theta, data.train)
-                run2 = self._train({"theta": theta, "phi": phi}, ("phi",), elbo, elbo_val, draw, bar,
-                                   epochs=inference_epochs, diverged=diverged)
+                run2 = self._step2(data, streams, theta, varphi, losses, diverged, bar)
                 diverged |= run2.diverged
                 phi = run2.best["phi"]
                 for run in (run1, run2):
                     self.epochs_run_ += run.epochs_run
                     self.converged_ &= run.stopped
-                ll = onp.where(diverged, -onp.inf, self._val_log_likelihood(data, theta, phi, eval_rng))
-                lls.append(ll)
                 history.append({"step1": {**run1.history(), "kept_epoch": run1.kept_epoch.copy()
                                           if self.step1_margin is not None else None},
                                 "step2": run2.history()})
-                better = onp.isfinite(ll) & (ll > best_ll)
+                # Keep, per restart, the repetition with the best validation likelihood.
+                ll = np.where(diverged, -np.inf, self._val_log_likelihood(data, theta, phi, eval_rng))
+                lls.append(ll)
+                better = np.isfinite(ll) & (ll > best_ll)
                 current = {"theta": theta, "phi": phi, "varphi": varphi}
                 best = current if best is None else tree_where(better, current, best)
-                best_ll = onp.where(better, ll, best_ll)
-                best_repeat = onp.where(better, t, best_repeat)
-                # Step 3: the next Step 1 starts from q_phi's mean network.
-                varphi = tree_map(onp.copy, Encoder.deterministic_part(phi))
+                best_ll, best_repeat = np.where(better, ll, best_ll), np.where(better, t, best_repeat)
+                varphi = self._step3(phi)
         self.converged_ &= ~diverged
         return self._finish_libi(best, best_ll, best_repeat, diverged, lls, history)
+
+    def _inference_epochs(self):
+        return self.inference_epochs or self.epochs
+
+    def _losses(self, data, streams):
+        """Step 1's training and validation objectives, Step 2's ELBOs and its noise draw."""
+        elbo, elbo_val, draw = self._elbo_losses(data, streams, lambda epoch: 1.0, 1.0)
+        return {"step1": self._step1_loss(data, data.train), "step1_val": self._step1_loss(data, data.val),
+                "elbo": elbo, "elbo_val": elbo_val, "draw": draw}
+
+    def _step1(self, theta, varphi, losses, diverged, bar):
+        """Step 1: the likelihood theta and the deterministic encoder varphi by Eq. 44."""
+        step1 = losses["step1"]
+        return self._train({"theta": theta, "varphi": varphi}, ("theta", "varphi"),
+                           lambda p, epoch, eps, rows=None: step1(p), losses["step1_val"], lambda: None, bar,
+                           diverged=diverged, near_best=self.step1_margin)
+
+    def _step2(self, data, streams, theta, varphi, losses, diverged, bar):
+        """Step 2: q_phi by the ELBO with theta frozen; phi starts from varphi's mean network."""
+        phi = data.encoder.init([s[0] for s in streams])
+        phi.update(tree_map(np.copy, varphi))
+        phi["logvar"]["b"] = (np.zeros_like(phi["logvar"]["b"])
+                              + initial_log_variance(data.likelihood, theta, data.train))
+        return self._train({"theta": theta, "phi": phi}, ("phi",), losses["elbo"], losses["elbo_val"],
+                           losses["draw"], bar, epochs=self._inference_epochs(), diverged=diverged)
+
+    @staticmethod
+    def _step3(phi):
+        """Step 3: the next Step 1 starts from q_phi's mean network."""
+        return tree_map(np.copy, Encoder.deterministic_part(phi))
 
     def _step1_result(self, run):
         """(theta, varphi) that Step 1 hands to Step 2.
@@ -342,16 +353,10 @@ class LiBI(VAE):
     def _finish_libi(self, best, best_ll, best_repeat, diverged, lls, history):
         self.best_params_ = best
         self.params_ = best
-        self.val_log_likelihood_ = onp.array(lls)
+        self.val_log_likelihood_ = np.array(lls)
         self.val_objective_ = -best_ll
         self.best_repeat_ = best_repeat
         self.best_epoch_ = None
         self.diverged_ = diverged
         self.history_ = history
-        ok = onp.where(~diverged & onp.isfinite(best_ll), best_ll, -onp.inf)
-        if not onp.any(onp.isfinite(ok)):
-            raise AllRestartsDiverged(f"all {diverged.size} LiBI restarts diverged")
-        self.best_restart_ = int(onp.argmax(ok))
-        selected = tree_take(best, onp.array([self.best_restart_]))
-        self.theta_, self.phi_, self.varphi_ = selected["theta"], selected["phi"], selected["varphi"]
-        return self
+        return self._keep_selected(best, -best_ll, diverged, "LiBI restarts diverged")

@@ -12,9 +12,10 @@ Examples
 >>> vae.best_restart_ in (0, 1), vae.theta_["u"].shape
 (True, (1,))
 """
+import inspect
 import numbers
 
-import numpy as onp
+import numpy as np
 
 from analysis import checks
 
@@ -27,12 +28,13 @@ from .engine import (
     fixed_noise,
     progress_bar,
     restart_streams,
+    select_restart,
 )
 from .objectives import neg_elbo
 from .optim import adam
 from .trees import tree_map, tree_stack, tree_take
 
-__all__ = ["BATCHABLE", "BATCH_SHARED", "VAE", "AnnealedBetaVAE", "BetaVAE", "InferenceOnly", "fit_batched"]
+__all__ = ["BATCHABLE", "BATCH_SHARED", "BaseTrainer", "VAE", "AnnealedBetaVAE", "BetaVAE", "InferenceOnly", "fit_batched"]
 
 
 def check_dataset(data):
@@ -49,22 +51,46 @@ def initial_log_variance(likelihood, theta, X):
     reconstruction term sum W^2 v / psi dominate the first epochs and
     collapses W towards zero, which costs thousands of epochs to undo.
     """
-    ratio = onp.mean(onp.asarray(likelihood.noise(theta)), axis=1) / onp.mean(onp.var(X, axis=0))
-    return onp.clip(onp.log(ratio), -20.0, 0.0)[:, None]
+    ratio = np.mean(np.asarray(likelihood.noise(theta)), axis=1) / np.mean(np.var(X, axis=0))
+    return np.clip(np.log(ratio), -20.0, 0.0)[:, None]
 
 
-class _Trainer:
-    """Shared settings, checks and bookkeeping of all trainers."""
+def store_settings(trainer, settings):
+    """Keep every constructor argument as an attribute of the same name (scikit-learn's rule)."""
+    for name, value in settings.items():
+        if name != "self":
+            setattr(trainer, name, value)
 
-    def __init__(self, epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1,
-                 val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0):
-        self.epochs, self.restarts, self.lr = epochs, restarts, lr
-        self.elbo, self.mc_samples, self.val_mc_samples = elbo, mc_samples, val_mc_samples
-        self.eval_every, self.seed, self.progress = eval_every, seed, progress
-        self.patience, self.tol = patience, tol
 
-    def get_params(self):
-        return {k: v for k, v in vars(self).items() if not k.endswith("_")}
+class BaseTrainer:
+    """Settings, checks, the batched epoch loop and the bookkeeping shared by every trainer.
+
+    A subclass lists its settings in its constructor's signature and stores
+    them unchanged (:func:`store_settings`); ``fit`` does the work. So
+    ``get_params``, ``set_params`` and ``repr`` follow the signature, as in
+    scikit-learn (whose ``clone`` works on these trainers).
+    """
+
+    @classmethod
+    def _setting_names(cls):
+        params = inspect.signature(cls).parameters
+        if any(p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in params.values()):
+            raise TypeError(f"{cls.__name__}'s constructor must name every setting (no *args or **kwargs)")
+        return list(params)
+
+    def get_params(self, deep=True):
+        """The constructor's settings, by name (``deep`` is accepted for scikit-learn)."""
+        return {name: getattr(self, name) for name in self._setting_names()}
+
+    def set_params(self, **params):
+        """Change settings by name; returns self."""
+        valid = self._setting_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{name!r} is not a setting of {type(self).__name__}; "
+                                 f"valid: {', '.join(valid)}")
+            setattr(self, name, value)
+        return self
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -111,7 +137,7 @@ class _Trainer:
         val_eps = None if exact else fixed_noise([s[2] for s in streams], (self.val_mc_samples, len(Xv), K))
 
         def rows_of(a, rows):   # a per-restart input restricted to the restarts computed
-            return a if rows is None or a is None or onp.ndim(a) == 0 else a[rows]
+            return a if rows is None or a is None or np.ndim(a) == 0 else a[rows]
 
         def loss(p, epoch, eps, rows=None):
             mu, logvar = enc(p["phi"], X)
@@ -161,13 +187,17 @@ class _Trainer:
         self.epochs_run_ = run.epochs_run.copy()
         self.converged_ = run.stopped & ~run.diverged
         self.history_ = run.history()
-        self.best_restart_ = run.selected_restart()
-        selected = tree_take(run.best, onp.array([self.best_restart_]))
-        self.theta_, self.phi_ = selected["theta"], selected["phi"]
+        return self._keep_selected(run.best, run.best_value, run.diverged, "restarts diverged or never validated")
+
+    def _keep_selected(self, per_restart, objective, diverged, failure):
+        """``best_restart_`` and its parameters (leading axis 1) as ``theta_``, ``phi_``, ...; returns self."""
+        self.best_restart_ = select_restart(objective, diverged, failure)
+        for name, value in tree_take(per_restart, np.array([self.best_restart_])).items():
+            setattr(self, name + "_", value)
         return self
 
 
-class VAE(_Trainer):
+class VAE(BaseTrainer):
     """The VAE (Kingma & Welling, 2014): minimize -ELBO jointly over theta and phi (SPEC 5).
 
     Full-batch Adam; R restarts batched along a leading axis, each with its
@@ -221,6 +251,10 @@ class VAE(_Trainer):
         ``train`` (R, epochs) and ``val`` (R, checks) objectives, ``val_epochs``.
     """
 
+    def __init__(self, epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1,
+                 val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0):
+        store_settings(self, locals())
+
     def _beta(self, epoch):
         return 1.0
 
@@ -251,13 +285,13 @@ class BetaVAE(VAE):
         >= 0 (the paper's grid: 0.5, 2, 5). Other parameters as :class:`VAE`.
     """
 
-    def __init__(self, beta=1.0, **kw):
-        super().__init__(**kw)
-        self.beta = beta
+    def __init__(self, beta=1.0, *, epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1,
+                 val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0):
+        store_settings(self, locals())
 
     def _check_settings(self, data):
         super()._check_settings(data)
-        if not isinstance(self.beta, numbers.Real) or not onp.isfinite(self.beta) or self.beta < 0:
+        if not isinstance(self.beta, numbers.Real) or not np.isfinite(self.beta) or self.beta < 0:
             raise ValueError(f"beta must be a finite number >= 0, got {self.beta!r}")
 
     def _beta(self, epoch):
@@ -282,9 +316,9 @@ class AnnealedBetaVAE(BetaVAE):
         In (0, 1].
     """
 
-    def __init__(self, beta=1.0, anneal_fraction=0.5, **kw):
-        super().__init__(beta=beta, **kw)
-        self.anneal_fraction = anneal_fraction
+    def __init__(self, beta=1.0, anneal_fraction=0.5, *, epochs=2000, restarts=10, lr=0.01, elbo="auto",
+                 mc_samples=1, val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0):
+        store_settings(self, locals())
 
     def _check_settings(self, data):
         super()._check_settings(data)
@@ -298,7 +332,7 @@ class AnnealedBetaVAE(BetaVAE):
     def _hold_until(self):
         # Selection uses the final beta: during the ramp the objective being
         # trained is not the one validated, so a plateau there means nothing.
-        return int(onp.ceil(self.anneal_fraction * self.epochs))
+        return int(np.ceil(self.anneal_fraction * self.epochs))
 
 
 class InferenceOnly(VAE):
@@ -312,7 +346,7 @@ class InferenceOnly(VAE):
     theta : dict
         Likelihood parameters with a leading axis of length 1 (broadcast to
         every restart).
-    **kw
+    epochs, restarts, lr, elbo, mc_samples, val_mc_samples, eval_every, seed, progress, patience, tol
         As :class:`VAE`.
 
     Examples
@@ -324,9 +358,9 @@ class InferenceOnly(VAE):
     True
     """
 
-    def __init__(self, theta=None, **kw):
-        super().__init__(**kw)
-        self.theta = theta
+    def __init__(self, theta=None, *, epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1,
+                 val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0):
+        store_settings(self, locals())
 
     def fit(self, data):
         """Train ``phi`` on ``data.train`` with ``theta`` fixed; returns self."""
@@ -334,8 +368,8 @@ class InferenceOnly(VAE):
             raise ValueError("theta must be given (the frozen likelihood parameters)")
         params, streams = self._setup(data)
         R = self.restarts
-        params["theta"] = tree_map(lambda a: onp.repeat(onp.asarray(a, dtype=float), R, axis=0), self.theta)
-        params["phi"]["logvar"]["b"] = (onp.zeros_like(params["phi"]["logvar"]["b"])
+        params["theta"] = tree_map(lambda a: np.repeat(np.asarray(a, dtype=float), R, axis=0), self.theta)
+        params["phi"]["logvar"]["b"] = (np.zeros_like(params["phi"]["logvar"]["b"])
                                         + initial_log_variance(data.likelihood, params["theta"], data.train))
         loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
         with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
@@ -350,7 +384,7 @@ BATCH_SHARED = ("epochs", "elbo", "mc_samples", "val_mc_samples", "eval_every", 
 
 
 def _check_batch(trainers, data):
-    if isinstance(trainers, _Trainer):
+    if isinstance(trainers, BaseTrainer):
         raise TypeError(f"trainers must be a sequence of trainers, got a single {type(trainers).__name__} "
                         "(use its fit method)")
     try:
@@ -430,7 +464,7 @@ def fit_batched(trainers, data):
     >>> [t.val_objective_.shape for t in fitted], fitted[0].theta_["u"].shape
     ([(2,), (2,)], (1,))
     >>> alone = BetaVAE(beta=2.0, epochs=30, restarts=2, seed=0).fit(data)
-    >>> bool(onp.allclose(alone.val_objective_, fitted[1].val_objective_, rtol=1e-9, atol=0))
+    >>> bool(np.allclose(alone.val_objective_, fitted[1].val_objective_, rtol=1e-9, atol=0))
     True
     """
     trainers = _check_batch(trainers, data)
@@ -439,7 +473,7 @@ def fit_batched(trainers, data):
     streams = [s for _, ss in setups for s in ss]
 
     def per_restart(value):
-        return onp.concatenate([onp.full(t.restarts, float(value(t))) for t in trainers])
+        return np.concatenate([np.full(t.restarts, float(value(t))) for t in trainers])
 
     optimizer = adam(per_restart(lambda t: t.lr)[:, None])     # one rate per restart (row)
     lead = trainers[0]

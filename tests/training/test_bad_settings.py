@@ -8,7 +8,7 @@ from training.datasets import load_dataset
 from training.lagging import LaggingVAE
 from training.libi import LiBI
 from training.sweep import load_profile, set_option
-from training.trainers import VAE, AnnealedBetaVAE, BetaVAE
+from training.trainers import VAE, AnnealedBetaVAE, BetaVAE, store_settings
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +65,9 @@ def test_settings_are_the_trainers_own(monkeypatch):
     assert "progress" not in trainer_settings("vae")
 
     class WithFoo(BetaVAE):              # a setting a trainer gains is checked with no change here
-        def __init__(self, foo=1, **kw):
-            super().__init__(**kw)
-            self.foo = foo
+        def __init__(self, foo=1, beta=1.0, *, epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1,
+                     val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0):
+            store_settings(self, locals())
 
         def _check_settings(self, data):
             super()._check_settings(data)

@@ -1,5 +1,6 @@
 """training.trainers: the VAE family's sklearn-like face, batching, schedules, checks and divergence."""
 import dataclasses
+import inspect
 
 import numpy as np
 import pytest
@@ -7,7 +8,9 @@ import pytest
 from training.datasets import Dataset, load_dataset
 from training.engine import AllRestartsDiverged
 from training.models import LinearMap
-from training.trainers import VAE, AnnealedBetaVAE, BetaVAE
+from training.lagging import LaggingVAE
+from training.libi import LiBI
+from training.trainers import VAE, AnnealedBetaVAE, BaseTrainer, BetaVAE, InferenceOnly
 from training.trees import tree_leaves, tree_map
 
 
@@ -72,7 +75,26 @@ def test_get_params_and_repr():
     est = AnnealedBetaVAE(beta=2.0, anneal_fraction=0.25, epochs=5, restarts=1)
     params = est.get_params()
     assert params["beta"] == 2.0 and params["anneal_fraction"] == 0.25 and params["epochs"] == 5
-    assert repr(est).startswith("AnnealedBetaVAE(epochs=5, restarts=1")
+    assert repr(est).startswith("AnnealedBetaVAE(beta=2.0, anneal_fraction=0.25, epochs=5, restarts=1")
+
+
+@pytest.mark.parametrize("cls", [VAE, BetaVAE, AnnealedBetaVAE, InferenceOnly, LaggingVAE, LiBI])
+def test_settings_are_the_signature(cls):
+    """Every setting is a named constructor argument (no **kw), so get_params/set_params and a clone work."""
+    sig = inspect.signature(cls)
+    assert all(p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) for p in sig.parameters.values())
+    assert {"epochs", "restarts", "lr", "seed", "patience", "tol"} <= set(sig.parameters)
+    est = cls()
+    assert list(est.get_params()) == list(sig.parameters)
+    assert est.get_params() == {k: p.default for k, p in sig.parameters.items()}
+    clone = cls(**est.set_params(epochs=7, seed=3).get_params())
+    assert clone.get_params() == est.get_params() and clone.epochs == 7 and clone.seed == 3
+    with pytest.raises(ValueError, match="'epoch' is not a setting"):
+        est.set_params(epoch=3)
+
+
+def test_libi_stands_beside_the_vae():
+    assert not issubclass(LiBI, VAE) and issubclass(LiBI, BaseTrainer)
 
 
 def test_refit_is_deterministic(small):
