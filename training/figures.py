@@ -9,7 +9,7 @@ z_n that generated x_n (hue = angle of z_n, saturation and size grow with
   p_{theta_GT}(z|x)] (fitted by :class:`training.trainers.InferenceOnly`);
 * bottom-left: the means of the true posterior p_{theta_GT}(z|x) (exact for
   a linear-Gaussian likelihood, else the importance-sampling estimate of
-  :func:`posterior_mean_is` with q_{phi_GT} as the proposal);
+  :func:`training.evaluate.posterior_mean_is` with q_{phi_GT} as the proposal);
 * next column, top: the learned q_phi means; bottom: the posterior means
   under the learned theta (exact, or IS with the learned q as the proposal);
 * LiBI only, a last column: the true z (top) and LiBI's Step-1 codes
@@ -53,12 +53,11 @@ from analysis import checks
 
 from . import experiment
 from .datasets import Dataset, load_dataset
-from .evaluate import exact_log_likelihood, importance_chunks, log_likelihood_is
+from .evaluate import exact_log_likelihood, log_likelihood_is, posterior_mean_is
 from .models import Encoder
-from .nets import n_restarts
 from .trainers import InferenceOnly
 
-__all__ = ["posterior_mean_is", "posterior_figure", "make_figures", "z_colours",
+__all__ = ["posterior_figure", "make_figures", "z_colours",
            "FIGURES", "DEFAULT_FIT_SETTINGS"]
 
 #: (dataset, method) -> figure number of the paper.
@@ -85,86 +84,6 @@ DPI = 110
 PANEL_INCHES = {"vae": 3.6, "libi": 3.15}   # side of one scatter panel: ~9.3 and ~11.4 in wide
 KEY_RATIO = 0.42            # width of the colour-key column relative to a panel
 COLOUR_RADIUS = 2.5         # |z| at which colours reach full saturation
-
-
-# ---- the importance-sampling estimator --------------------------------------------------------
-
-def posterior_mean_is(likelihood, theta, encoder, phi, x, rng, samples=2000, inflate=2.0,
-                      max_entries=2_000_000, return_ess=False):
-    """Self-normalized importance-sampling estimate of E_{p_theta}[z | x] per point.
-
-    The proposal is q_phi(z | x) with its variances multiplied by ``inflate``
-    (as in :func:`training.evaluate.log_likelihood_is`); with ``samples``
-    draws z_s per point, log weights log w_s = log p_theta(x | z_s) +
-    log p(z_s) - log q(z_s) are normalized by log-sum-exp (a running maximum
-    over chunks), and the estimate is sum_s w_s z_s / sum_s w_s. All points
-    and restarts are handled as one array program, in chunks of samples.
-
-    The weights have finite variance only when the inflated proposal is wide
-    enough: for a Gaussian posterior N(m, Sigma) and a proposal N(m, Lambda)
-    that needs 2 Sigma^-1 - Lambda^-1 positive definite. The best mean-field
-    q of LinearJTEx's truth (posterior correlation -0.81) needs
-    ``inflate`` > 2.63; at the default 2 the estimate is still consistent but
-    heavy-tailed (check ``return_ess``).
-
-    Parameters
-    ----------
-    likelihood : training.models.Likelihood
-    theta, phi : pytrees with the same number R of restarts
-    encoder : training.models.Encoder
-    x : array (N, D)
-    rng : numpy.random.Generator
-    samples : int
-        S >= 1 draws per point.
-    inflate : float
-        > 0.
-    max_entries : int
-        Bound on R * chunk * N per chunk (memory).
-    return_ess : bool
-        Also return the effective sample sizes (sum w)^2 / sum w^2, (R, N).
-
-    Returns
-    -------
-    ndarray (R, N, K), and the (R, N) effective sample sizes if ``return_ess``.
-
-    Examples
-    --------
-    >>> from training.datasets import load_dataset
-    >>> d = load_dataset("univariate", n_train=10, n_val=10, n_test=10)
-    >>> phi = d.encoder.init([np.random.default_rng(0)])
-    >>> m = posterior_mean_is(d.likelihood, d.truth, d.encoder, phi, d.test,
-    ...                       np.random.default_rng(1), samples=20000, inflate=9.0)
-    >>> exact = d.likelihood.exact(d.truth).posterior(d.test)[0]
-    >>> bool(np.max(np.abs(m - exact)) < 0.05)
-    True
-    """
-    x = checks.real_array("x", x, 2)
-    samples = checks.integer("samples", samples, 1)
-    inflate = float(checks.positive("inflate", inflate))
-    max_entries = checks.integer("max_entries", max_entries, 1)
-    checks.generator("rng", rng)
-    if x.shape[1] != likelihood.data_dim:
-        raise ValueError(f"x must have shape (N, {likelihood.data_dim}); got {x.shape}")
-    if n_restarts(theta) != n_restarts(phi):
-        raise ValueError(f"theta and phi must have the same number of restarts; "
-                         f"got {n_restarts(theta)} and {n_restarts(phi)}")
-    top = -np.inf                             # running maximum log weight
-    sum_w = sum_w2 = sum_wz = 0.0             # sums scaled by exp(-top)
-    for log_w, z in importance_chunks(likelihood, theta, encoder, phi, x, rng, samples, inflate, max_entries):
-        new_top = np.maximum(top, log_w.max(axis=1))
-        shrink = np.exp(top - new_top)
-        w = np.exp(log_w - new_top[:, None])
-        sum_w = sum_w * shrink + w.sum(axis=1)
-        sum_w2 = sum_w2 * shrink * shrink + np.sum(w * w, axis=1)
-        sum_wz = sum_wz * shrink[..., None] + np.einsum("rsn,rsnk->rnk", w, z)
-        top = new_top
-    means = sum_wz / sum_w[..., None]
-    if not np.all(np.isfinite(means)):
-        raise FloatingPointError("non-finite importance weights: the likelihood or proposal "
-                                 "is degenerate at some test points")
-    if return_ess:
-        return means, sum_w * sum_w / sum_w2
-    return means
 
 
 # ---- input checks --------------------------------------------------------------------------------

@@ -19,12 +19,12 @@ from autograd.tracer import getval
 
 from analysis import checks
 
-from .engine import AllRestartsDiverged, progress_bar
+from .engine import progress_bar
 from .evaluate import log_likelihood_is, reference_log_likelihood
 from .hz import henze_zirkler
 from .models import Encoder
 from .trainers import BaseTrainer, initial_log_variance, store_settings
-from .trees import tree_map, tree_take, tree_where
+from .trees import tree_map, tree_where
 
 __all__ = ["LiBI", "MutualInformationConstraint", "code_penalties"]
 

@@ -7,7 +7,8 @@ import pytest
 
 from training import experiment
 from training.datasets import load_dataset
-from training.figures import FIGURES, make_figures, posterior_figure, posterior_mean_is
+from training.evaluate import posterior_mean_is
+from training.figures import FIGURES, make_figures, posterior_figure
 from training.trees import tree_stack, tree_to_lists
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
