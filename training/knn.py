@@ -83,27 +83,8 @@ _PENDING_BYTES = 2**24  # marginals of samples waiting for the DP on ill-conditi
 _BLOCK_DEPTH = 2  # weights are evaluated on 2**(depth + 1) - 1 blocks of the upper triangle
 
 
-# ----------------------------------------------------------------------------
-# validation helpers
-# ----------------------------------------------------------------------------
 def _check_alpha(alpha):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}")
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be finite and > 0, got {alpha}")
-    return float(alpha)
-
-
-def _as_float_array(name, value, min_ndim):
-    arr = np.asarray(value)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    if arr.ndim < min_ndim:
-        raise ValueError(f"{name} must have ndim >= {min_ndim}, got ndim={arr.ndim}")
-    arr = arr.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must contain only finite values")
-    return arr
+    return float(checks.positive("alpha", checks.scalar("alpha", alpha)))
 
 
 # ----------------------------------------------------------------------------
@@ -221,7 +202,7 @@ def knn_marginals(D, k=DEFAULT_K, alpha=DEFAULT_ALPHA):
            [1., 0., 1.],
            [1., 1., 0.]])
     """
-    D = _as_float_array("D", D, 2)
+    D = checks.real_array("D", D, 2)
     N = D.shape[-1]
     if D.shape[-2] != N or N < 2:
         raise ValueError(f"D must have shape (..., N, N) with N >= 2, got {D.shape}")
@@ -294,7 +275,7 @@ def permutation_moments(mu, n1):
     >>> permutation_moments(mu, 2)
     (array(8.), array(0.))
     """
-    mu = _as_float_array("mu", mu, 2)
+    mu = checks.real_array("mu", mu, 2)
     N = mu.shape[-1]
     if mu.shape[-2] != N or N < 4:
         raise ValueError(f"mu must have shape (..., N, N) with N >= 4, got {mu.shape}")
@@ -426,8 +407,8 @@ def smooth_knn_statistic(X, Y, k=DEFAULT_K, alpha=DEFAULT_ALPHA):
     >>> smooth_knn_statistic(np.stack([X, X]), np.stack([X + 0.1, X + 5.0])).shape
     (2,)
     """
-    X = _as_float_array("X", X, 2)
-    Y = _as_float_array("Y", Y, 2)
+    X = checks.real_array("X", X, 2)
+    Y = checks.real_array("Y", Y, 2)
     n1, d = X.shape[-2:]
     n2 = Y.shape[-2]
     if Y.shape[-1] != d:
@@ -515,7 +496,7 @@ def _subsample_indices(rng, M, n, size):
 def _draw(name, sampler, rng, n, size):
     """``size`` samples of ``n`` points from a callable or a data array."""
     if callable(sampler):
-        out = _as_float_array(f"{name}(rng, size)", sampler(rng, size * n), 2)
+        out = checks.real_array(f"{name}(rng, size)", sampler(rng, size * n), 2)
         if out.ndim != 2 or out.shape[0] != size * n:
             raise ValueError(f"{name}(rng, size) must return shape (size, d), got {out.shape}")
         return out.reshape(size, n, out.shape[1])
@@ -582,7 +563,7 @@ def smooth_knn_test(
     samplers = {}
     for name, sampler in (("sample_p", sample_p), ("sample_q", sample_q)):
         if not callable(sampler):
-            sampler = _as_float_array(name, sampler, 2)
+            sampler = checks.real_array(name, sampler, 2)
             if sampler.ndim != 2 or sampler.shape[0] < n:
                 raise ValueError(f"{name} must have shape (M, d) with M >= n={n}, got {sampler.shape}")
         samplers[name] = sampler
