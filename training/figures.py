@@ -347,11 +347,17 @@ def posterior_figure(data, method, theta, phi, phi_gt, varphi=None, rng=None, ti
 _SETTING_KEYS = ("inference", "vae", "libi")
 
 
-def _check_fit_settings(fit_settings):
-    if fit_settings is None:
+def _dict_or_empty(name, value):
+    """None -> {}; a dict as it is; anything else a ValueError naming the argument."""
+    if value is None:
         return {}
-    if not isinstance(fit_settings, dict):
-        raise ValueError(f"fit_settings must be a dict, got {type(fit_settings).__name__}")
+    if not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict, got {type(value).__name__}")
+    return value
+
+
+def _check_fit_settings(fit_settings):
+    fit_settings = _dict_or_empty("fit_settings", fit_settings)
     for key, value in fit_settings.items():
         if key in _SETTING_KEYS:
             if not isinstance(value, dict):
@@ -374,10 +380,7 @@ def _settings(fit_settings, dataset, what, seed, progress):
 
 
 def _check_models(models):
-    if models is None:
-        return {}
-    if not isinstance(models, dict):
-        raise ValueError(f"models must be a dict, got {type(models).__name__}")
+    models = _dict_or_empty("models", models)
     for key, entry in models.items():
         if not (isinstance(key, tuple) and len(key) == 2):
             raise ValueError(f"models keys must be (dataset, method) pairs, got {key!r}")
