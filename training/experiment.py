@@ -32,7 +32,7 @@ def make_trainer(method, **settings):
     Examples
     --------
     >>> make_trainer("beta_vae", beta=2.0, epochs=10)
-    BetaVAE(epochs=10, restarts=10, lr=0.01, elbo='auto', mc_samples=1, val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0, beta=2.0)
+    BetaVAE(beta=2.0, epochs=10, restarts=10, lr=0.01, elbo='auto', mc_samples=1, val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0)
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
