@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from analysis import checks
 
 from .nets import n_restarts
-from .flat import TreeDef
+from ._flat import TreeDef
 from .trees import tree_leaves, tree_map
 
 
@@ -75,7 +75,7 @@ def fixed_noise(rngs, shape):
 class BatchedRun:
     """Parameters, optimizer states, divergence flags and the validation-best of R restarts.
 
-    Each part is held as one (R, P) matrix (:mod:`training.flat`); losses see
+    Each part is held as one (R, P) matrix (``training._flat``); losses see
     the usual parameter trees.
 
     Parameters

@@ -6,30 +6,31 @@ function is learned, the noise stays that of the truth (for the univariate
 and the learn-B JTEx families the noise is a function of theta by
 definition of the family).
 """
-import autograd.numpy as np
-import numpy as onp
+import autograd.numpy as anp
+import numpy as np
 
 from analysis import LinearGaussian, checks
 
 from . import nets
+from ._flat import split_last
 from .mobius import MOBIUS_ACTIVATIONS, MOBIUS_SIZES
 
-LOG_2PI = onp.log(2 * onp.pi)
+LOG_2PI = np.log(2 * np.pi)
 
 
 def _t(a):
-    return np.swapaxes(a, -1, -2)
+    return anp.swapaxes(a, -1, -2)
 
 
 def gaussian_log_density(x, mean, var):
     """log N(x; mean, diag(var)) summed over the last axis (broadcasting)."""
     r = x - mean    # r * r: autograd's vjp of ** 2 is a slow general power
-    return -0.5 * np.sum(LOG_2PI + np.log(var) + r * r / var, axis=-1)
+    return -0.5 * anp.sum(LOG_2PI + anp.log(var) + r * r / var, axis=-1)
 
 
 def _sigmoid(a):
     """1 / (1 + exp(-a)) to full relative precision in both tails, without overflow."""
-    return np.exp(-np.logaddexp(0.0, -a))
+    return anp.exp(-anp.logaddexp(0.0, -a))
 
 
 class Likelihood:
@@ -69,15 +70,15 @@ class Likelihood:
 
     def exact(self, theta):
         """The batched :class:`analysis.LinearGaussian` of a linear likelihood."""
-        psi = onp.asarray(self.noise(theta))
-        return LinearGaussian(onp.asarray(self.loading(theta)), psi[..., :, None] * onp.eye(self.data_dim))
+        psi = np.asarray(self.noise(theta))
+        return LinearGaussian(np.asarray(self.loading(theta)), psi[..., :, None] * np.eye(self.data_dim))
 
     def sample(self, theta, n, rng):
         """n draws of (x, z) from p_theta per restart: shapes (R, n, D), (R, n, K)."""
         R = nets.n_restarts(theta)
         z = rng.standard_normal((R, n, self.latent_dim))
-        x = self.mean(theta, z) + onp.sqrt(self.noise(theta))[:, None, :] * rng.standard_normal((R, n, self.data_dim))
-        return onp.asarray(x), z
+        x = self.mean(theta, z) + np.sqrt(self.noise(theta))[:, None, :] * rng.standard_normal((R, n, self.data_dim))
+        return np.asarray(x), z
 
 
 class Univariate(Likelihood):
@@ -93,17 +94,17 @@ class Univariate(Likelihood):
         self.sigma2 = float(checks.positive("sigma2", sigma2))
 
     def theta(self, params):
-        return onp.sqrt(self.sigma2) * np.tanh(params["u"])
+        return np.sqrt(self.sigma2) * anp.tanh(params["u"])
 
     def params_for(self, theta):
         """The parameters of the given theta values (shape (R,)), |theta| < sigma."""
         theta = checks.real_array("theta", theta, 1)
-        if onp.any(onp.abs(theta) >= onp.sqrt(self.sigma2)):
-            raise ValueError(f"theta must satisfy |theta| < sqrt(sigma2) = {onp.sqrt(self.sigma2):g}")
-        return {"u": onp.arctanh(theta / onp.sqrt(self.sigma2))}
+        if np.any(np.abs(theta) >= np.sqrt(self.sigma2)):
+            raise ValueError(f"theta must satisfy |theta| < sqrt(sigma2) = {np.sqrt(self.sigma2):g}")
+        return {"u": np.arctanh(theta / np.sqrt(self.sigma2))}
 
     def init(self, rngs):
-        return {"u": onp.array([g.standard_normal() for g in rngs])}
+        return {"u": np.array([g.standard_normal() for g in rngs])}
 
     def loading(self, params):
         return self.theta(params)[:, None, None]
@@ -114,7 +115,7 @@ class Univariate(Likelihood):
     def noise(self, params):
         # sigma2 sech^2(u), not sigma2 - theta^2: the difference cancels for large |u|
         # (and turned negative by rounding once tanh(u) rounds to +-1, e.g. sigma2 = 2, u >= 19).
-        a = np.exp(-2.0 * np.abs(params["u"]))
+        a = anp.exp(-2.0 * anp.abs(params["u"]))
         return (self.sigma2 * 4.0 * a / ((1.0 + a) * (1.0 + a)))[:, None]
 
 
@@ -149,21 +150,21 @@ class JTEx(Likelihood):
     def b_of(self, params):
         if self.learn == "b":
             return self.sigma2 * _sigmoid(params["u"])
-        return np.broadcast_to(self.b, (nets.n_restarts(params), 2))
+        return anp.broadcast_to(self.b, (nets.n_restarts(params), 2))
 
     def A_of(self, params):
         if self.learn == "A":
             return params["A"]
-        return np.broadcast_to(self.A, (nets.n_restarts(params), 2, 2))
+        return anp.broadcast_to(self.A, (nets.n_restarts(params), 2, 2))
 
     def init(self, rngs):
         if self.learn == "A":
-            return {"A": onp.stack([g.standard_normal((2, 2)) for g in rngs])}
-        return {"u": onp.stack([g.standard_normal(2) for g in rngs])}
+            return {"A": np.stack([g.standard_normal((2, 2)) for g in rngs])}
+        return {"u": np.stack([g.standard_normal(2) for g in rngs])}
 
     def W(self, params):
         A, b = self.A_of(params), self.b_of(params)
-        return np.linalg.cholesky(A @ _t(A) + b[:, :, None] * onp.eye(2))
+        return anp.linalg.cholesky(A @ _t(A) + b[:, :, None] * np.eye(2))
 
     def loading(self, params):
         if self.cubic:
@@ -172,9 +173,9 @@ class JTEx(Likelihood):
 
     def mode_guess(self, params, x):
         """The noise-free inverse W^{-1} x (linear) or W^{-1} cbrt(x) (cubic), (R, N, 2)."""
-        h = onp.cbrt(x) if self.cubic else onp.asarray(x)
-        W = onp.asarray(self.W(params))
-        return onp.linalg.solve(W[:, None], onp.broadcast_to(h, (W.shape[0],) + h.shape[-2:])[..., None])[..., 0]
+        h = np.cbrt(x) if self.cubic else np.asarray(x)
+        W = np.asarray(self.W(params))
+        return np.linalg.solve(W[:, None], np.broadcast_to(h, (W.shape[0],) + h.shape[-2:])[..., None])[..., 0]
 
     def mean(self, params, z):
         h = z @ _t(self.W(params))
@@ -201,8 +202,8 @@ class LinearMap(Likelihood):
         self.noise_var = float(checks.positive("noise_var", noise_var))
 
     def init(self, rngs):
-        scale = 1.0 / onp.sqrt(self.latent_dim)
-        return {"A": onp.stack([scale * g.standard_normal((self.latent_dim, self.data_dim)) for g in rngs])}
+        scale = 1.0 / np.sqrt(self.latent_dim)
+        return {"A": np.stack([scale * g.standard_normal((self.latent_dim, self.data_dim)) for g in rngs])}
 
     def loading(self, params):
         return _t(params["A"])
@@ -211,7 +212,7 @@ class LinearMap(Likelihood):
         return z @ params["A"]
 
     def noise(self, params):
-        return np.full((nets.n_restarts(params), self.data_dim), self.noise_var)
+        return anp.full((nets.n_restarts(params), self.data_dim), self.noise_var)
 
 
 class MLPLikelihood(Likelihood):
@@ -232,7 +233,7 @@ class MLPLikelihood(Likelihood):
         return nets.mlp(params, z, self.activations)
 
     def noise(self, params):
-        return np.full((nets.n_restarts(params), self.data_dim), self.noise_var)
+        return anp.full((nets.n_restarts(params), self.data_dim), self.noise_var)
 
 
 # ---- inference networks -------------------------------------------------
@@ -269,8 +270,8 @@ class Encoder:
         self.kind = kind
         self.hidden_sizes, self.activations = ENCODER_KINDS[kind]
         # Networks with hidden layers run as one fused primitive where their
-        # activations allow (nets.fused_mlp); a linear one is a single affine map.
-        self._fused = bool(self.activations) and all(a in nets.FUSED_DERIVATIVES for a in self.activations)
+        # activations allow (nets.mlp); a linear one is a single affine map.
+        self._fused = nets.fusable(self.activations)
 
     def init(self, rngs):
         sizes = [self.data_dim] + self.hidden_sizes
@@ -281,27 +282,19 @@ class Encoder:
         return {"hidden": trunk["hidden"], "mean": trunk["out"],
                 "logvar": nets.init_dense(rngs, sizes[-1], self.latent_dim, scale=0.0)}
 
-    def _trunk(self, params, x):
-        h = x
-        for layer, act in zip(params["hidden"], self.activations):
-            h = nets.ACTIVATIONS[act](nets.dense(layer, h))
-        return h
-
     def __call__(self, params, x):
         """Mean and log-variance of q(z | x), each (R, N, K)."""
         if self._fused:
             # Both heads as one output layer of one fused network.
-            heads = {k: np.concatenate([params["mean"][k], params["logvar"][k]], axis=-1) for k in ("W", "b")}
-            out = nets.fused_mlp(x, list(params["hidden"]) + [heads], self.activations)
-            return nets.split_last(out, self.latent_dim)
-        h = self._trunk(params, x)
+            heads = {k: anp.concatenate([params["mean"][k], params["logvar"][k]], axis=-1) for k in ("W", "b")}
+            out = nets.mlp({"hidden": params["hidden"], "out": heads}, x, self.activations)
+            return split_last(out, self.latent_dim)
+        h = nets.hidden_layers(params["hidden"], x, self.activations)
         return nets.dense(params["mean"], h), nets.dense(params["logvar"], h)
 
     def mean(self, params, x):
         """The mean network alone: E_q[z | x] (also LiBI's encoder h(x; varphi))."""
-        if self._fused:
-            return nets.fused_mlp(x, list(params["hidden"]) + [params["mean"]], self.activations)
-        return nets.dense(params["mean"], self._trunk(params, x))
+        return nets.mlp({"hidden": params["hidden"], "out": params["mean"]}, x, self.activations)
 
     def standardize(self, params, X):
         """Rescale the mean head so the codes of X have mean 0 and unit variances.
@@ -309,7 +302,7 @@ class Encoder:
         A data-dependent initialization (as in Mishkin & Matas, 2016) that
         starts LiBI's encoder where its moment penalties are smallest.
         """
-        Z = onp.asarray(self.mean(params, X))
+        Z = np.asarray(self.mean(params, X))
         m, s = Z.mean(axis=1), Z.std(axis=1) + 1e-12
         head = params["mean"]
         return {**params, "mean": {"W": head["W"] / s[:, None, :], "b": (head["b"] - m) / s}}

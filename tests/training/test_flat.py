@@ -1,9 +1,9 @@
-"""training.flat: parameter trees <-> (R, P) matrices."""
+"""training._flat: parameter trees <-> (R, P) matrices."""
 import autograd.numpy as anp
 import numpy as np
 from autograd.test_util import check_grads
 
-from training.flat import TreeDef
+from training._flat import TreeDef
 from training.models import Encoder
 from training.engine import restart_streams
 

@@ -5,13 +5,48 @@ lookup and builds zero-filled siblings in the backward pass); a flat matrix
 is one box, and the optimizer, the divergence check and the per-restart
 freeze become single array operations.
 """
+import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
+from autograd.tracer import isbox
 
-from .nets import n_restarts, slice_last
+from .nets import n_restarts
+
+
+@primitive
+def slice_last(x, a, b, shape=None):
+    """``x[..., a:b]``, reshaped to ``shape`` if given, as one primitive.
+
+    Its gradient writes into a zero array by slice assignment; autograd's
+    generic slice gradient scatters with the much slower ``np.add.at``.
+    """
+    out = x[..., a:b]
+    return out if shape is None else np.reshape(out, shape)
+
+
+def _slice_last_vjp(ans, x, a, b, shape=None):
+    sliced = np.shape(x)[:-1] + (b - a,)
+
+    def vjp(g):
+        if isbox(g):   # second derivatives: stay differentiable
+            pad = [(0, 0)] * (np.ndim(x) - 1) + [(a, np.shape(x)[-1] - b)]
+            return anp.pad(anp.reshape(g, sliced), pad, mode="constant")
+        out = np.zeros(np.shape(x))
+        out[..., a:b] = np.reshape(g, sliced)
+        return out
+    return vjp
+
+
+defvjp(slice_last, _slice_last_vjp)
+
+
+def split_last(x, k):
+    """``x[..., :k], x[..., k:]`` (see :func:`slice_last`)."""
+    return slice_last(x, 0, k), slice_last(x, k, x.shape[-1])
 
 
 def columns(flat, a, b, shape):
-    """``flat[:, a:b]`` reshaped to ``shape``: one primitive (:func:`training.nets.slice_last`)."""
+    """``flat[:, a:b]`` reshaped to ``shape``: one primitive (:func:`slice_last`)."""
     return slice_last(flat, a, b, shape)
 
 
