@@ -7,9 +7,7 @@ from autograd.test_util import check_grads
 
 from training import _flat, _fused_mlp, nets
 
-
-def _layer(rng, R, d_in, d_out):
-    return {"W": rng.standard_normal((R, d_in, d_out)), "b": rng.standard_normal((R, d_out))}
+from .test_nets import _layer
 
 
 @pytest.mark.parametrize("x_shape", [(5, 3), (4, 5, 3)])
