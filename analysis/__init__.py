@@ -4,7 +4,7 @@ Beyond the paper's JTEx family, ``linear_vae_optimum`` gives the exact VAE
 optimum of any linear VAE (free D x K W; fixed, isotropic or diagonal
 noise) and ``analysis.testing`` asserts a user's trained model against it.
 
-The ground truth of the paper's LinearJTEx example (SPEC 2.2) is exported as
+The ground truth of the paper's LinearJTEx example (docs/theory.md (T.19)) is exported as
 ``JTEX_A``, ``JTEX_B`` (the diagonal of B) and ``JTEX_SIGMA2``.
 """
 import numpy as np

@@ -5,7 +5,7 @@ Examples
 ``python -m analysis figure1 --out figures --grid 300 --seed 0`` writes
 figures/figure1A.png ... figure1F.png and figures/figure1.png, then prints
 the summary numbers and the paths. ``python -m analysis numbers`` prints the
-paper's LinearJTEx numbers (SPEC 2.2); ``--json`` prints them as JSON.
+paper's LinearJTEx numbers (docs/theory.md (T.26)); ``--json`` prints them as JSON.
 ``python -m analysis landscape --A "1,0.3;-0.5,0.8" --sigma2 0.05 --out figs``
 draws Figure 1 A-B for that JTEx model (figs/landscape.png; a negative first
 entry needs ``--A=-1,0;0,1``); ``python -m analysis univariate --sigma2 2
@@ -89,7 +89,7 @@ def build_parser():
     fig.add_argument("--n-points", type=_int_at_least(1), default=2000,
                      help="samples drawn for panels C-F (default 2000)")
     fig.add_argument("--json", action="store_true", help="print the summary as JSON")
-    num = sub.add_parser("numbers", help="print the paper's LinearJTEx numbers (SPEC 2.2)")
+    num = sub.add_parser("numbers", help="print the paper's LinearJTEx numbers (docs/theory.md (T.26))")
     num.add_argument("--json", action="store_true", help="print as JSON")
     land = sub.add_parser("landscape", help="Figure 1 A-B for any JTEx A and sigma2",
                           description="Write landscape.png to --out: the exact VAE objective and I(X;Z) "

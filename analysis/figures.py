@@ -1,4 +1,4 @@
-"""Figure 1 of the paper (panels A-F) from the exact theory (SPEC 2.2).
+"""Figure 1 of the paper (panels A-F) from the exact theory (docs/theory.md (T.25), (T.26)).
 
 * A, B: the mean-field KL (= the VAE objective, the MLE term being 0) and
   I(X;Z) over B = diag(B11, B22) in [0, sigma2)^2 with A fixed at the truth.
@@ -72,7 +72,7 @@ def ellipse(cov, radius=1.0, n=200):
 
 
 def paper_numbers(restarts=20, seed=0):
-    """The paper's LinearJTEx numbers (SPEC 2.2) from the exact theory.
+    """The paper's LinearJTEx numbers (docs/theory.md (T.26)) from the exact theory.
 
     Parameters
     ----------

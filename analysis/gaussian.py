@@ -1,4 +1,4 @@
-"""The linear-Gaussian latent variable model, exact and batched (SPEC 2).
+"""The linear-Gaussian latent variable model, exact and batched (docs/theory.md §2).
 
 ``x = W z + eps``, ``z ~ N(0, I_K)``, ``eps ~ N(0, Psi)``. All methods work
 on any leading batch shape, so a whole grid of models is one array program.
@@ -39,7 +39,7 @@ def _data_cov(data_cov, D):
 
 
 class LinearGaussian:
-    """x = W z + eps with z ~ N(0, I_K), eps ~ N(0, noise_cov) (SPEC 2).
+    """x = W z + eps with z ~ N(0, I_K), eps ~ N(0, noise_cov) (docs/theory.md (T.8)).
 
     Parameters
     ----------
@@ -85,7 +85,7 @@ class LinearGaussian:
     # ---- constructors -------------------------------------------------
     @classmethod
     def univariate(cls, theta, sigma2):
-        """The model of SPEC 2.1 (paper Eq. 5): x = theta z + eps, eps ~ N(0, sigma2 - theta^2).
+        """The model of docs/theory.md (T.18) (paper Eq. 5): x = theta z + eps, eps ~ N(0, sigma2 - theta^2).
 
         Parameters
         ----------
@@ -113,7 +113,7 @@ class LinearGaussian:
 
     @classmethod
     def jtex(cls, A, b, sigma2):
-        """The JTEx family (SPEC 2.2, paper Eq. 3): W = chol(A A^T + diag(b)), noise sigma2 I - diag(b).
+        """The JTEx family (docs/theory.md (T.19), paper Eq. 3): W = chol(A A^T + diag(b)), noise sigma2 I - diag(b).
 
         Parameters
         ----------
@@ -183,7 +183,7 @@ class LinearGaussian:
         return _t(self._solve_C(self.W))
 
     def posterior(self, x):
-        """p(z | x) = N(M x, P^-1) (SPEC 2).
+        """p(z | x) = N(M x, P^-1) (docs/theory.md (T.9)).
 
         Parameters
         ----------
@@ -234,7 +234,7 @@ class LinearGaussian:
                       + _logdet(self.marginal_cov()) - _logdet(S))
 
     def vae_objective(self, data_cov):
-        """The exact VAE loss with the best mean-field q: MLE term + mean-field KL (SPEC 2)."""
+        """The exact VAE loss with the best mean-field q: MLE term + mean-field KL (docs/theory.md (T.15))."""
         return self.mle_term(data_cov) + self.mean_field_kl()
 
     def expected_log_likelihood(self, data_cov):
@@ -251,7 +251,7 @@ class LinearGaussian:
         return -0.5 * (self.D * np.log(2 * np.pi) + np.sum(r**2, axis=-2)) - half_logdet
 
     def aggregated_posterior_cov(self, data_cov, mean_field=True):
-        """Covariance of E_{x ~ N(0,S)} q(z | x): M S M^T + diag(1/P_ii) (SPEC 2.2).
+        """Covariance of E_{x ~ N(0,S)} q(z | x): M S M^T + diag(1/P_ii) (docs/theory.md (T.16)).
 
         With ``mean_field=False`` the true posterior's: M S M^T + P^-1, which is
         I when S = C (the aggregated posterior then equals the prior).

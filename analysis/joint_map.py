@@ -1,4 +1,4 @@
-"""Appendix D made numeric: the joint MAP approximation prefers shrunken codes (SPEC 8).
+"""Appendix D made numeric: the joint MAP approximation prefers shrunken codes (docs/theory.md §5).
 
 LiBI's Step 1 approximates max_theta log p_theta(x) by
 max_{theta, Z} (1/N) sum_n log p_theta(x_n | z_n) + log p(z_n). For a linear

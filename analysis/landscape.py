@@ -1,4 +1,4 @@
-"""Exact landscapes and optima of the VAE objective for the JTEx family (SPEC 2.2)."""
+"""Exact landscapes and optima of the VAE objective for the JTEx family (docs/theory.md §4)."""
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,7 +73,7 @@ def jtex_b_landscape(A, sigma2, b1, b2, data_cov=None):
 
     Every B gives the same p(x) = N(0, A A^T + sigma2 I), so the MLE term is
     zero when the data follow the model and the VAE objective is the
-    mean-field KL alone (SPEC 2.2). Evaluated by the sympy-derived,
+    mean-field KL alone (docs/theory.md (T.25)). Evaluated by the sympy-derived,
     lambdified closed forms in one vectorized pass.
 
     Parameters

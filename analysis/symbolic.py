@@ -1,4 +1,4 @@
-"""Symbolic derivations of the linear-Gaussian closed forms (SPEC 2).
+"""Symbolic derivations of the linear-Gaussian closed forms (docs/theory.md §2, (T.17)).
 
 Nothing here is typed in as a result. Each quantity is derived with sympy
 from the model's definition, ``z ~ N(0, I)``, ``x = W z + eps``,
@@ -255,7 +255,7 @@ def mean_field(K=2):
 
 @lru_cache(maxsize=None)
 def univariate():
-    """The univariate model of SPEC 2.1 (paper Eq. 5): W = theta, Psi = sigma2 - theta^2.
+    """The univariate model of docs/theory.md (T.18) (paper Eq. 5): W = theta, Psi = sigma2 - theta^2.
 
     Returns
     -------
@@ -287,7 +287,7 @@ def univariate():
 
 @lru_cache(maxsize=None)
 def jtex():
-    """The 2-D JTEx family (SPEC 2.2, paper Eq. 3) with a symbolic data covariance.
+    """The 2-D JTEx family (docs/theory.md (T.19), paper Eq. 3) with a symbolic data covariance.
 
     W = chol(A A^T + diag(b1, b2)) (lower Cholesky factor, by sympy),
     Psi = diag(sigma2 - b1, sigma2 - b2), data second moment S (symmetric).
@@ -299,7 +299,7 @@ def jtex():
         ``W``, ``posterior_precision``, ``marginal_cov``,
         ``mutual_information``, ``mean_field_kl``, ``mle_term``
         KL[N(0, S) || N(0, C)] (as E_{x~N(0,S)}[log N(x; 0, S) - log N(x; 0, C)])
-        and ``vae_objective`` (their sum, SPEC 2).
+        and ``vae_objective`` (their sum, docs/theory.md (T.15)).
 
     Examples
     --------

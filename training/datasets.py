@@ -1,4 +1,4 @@
-"""The paper's synthetic data sets (SPEC 3), drawn from an explicit seed.
+"""The paper's synthetic data sets (docs/theory.md §3), drawn from an explicit seed.
 
 Each draw returns train / validation / test splits (500 points each by
 default), the true latent codes and the true parameters; the paper's "5
@@ -21,7 +21,7 @@ from .models import JTEx, Encoder, Likelihood, LinearMap, MLPLikelihood, Univari
 
 __all__ = ["Dataset", "load_dataset", "DATASETS", "GAUSSIAN_A"]
 
-# Our reading of the garbled matrix (SPEC 3.3): four unit columns.
+# Our reading of the garbled matrix (docs/theory.md (T.21)): four unit columns.
 GAUSSIAN_A = np.array([[-0.7074, 0.0995, 0.0286, 0.1240],
                        [0.7074, 0.9948, -0.9995, 0.9920]])
 
@@ -40,7 +40,7 @@ class Dataset:
     likelihood : training.models.Likelihood
         The model family to learn (the ground truth's form, noise fixed).
     encoder : training.models.Encoder
-        The inference network architecture (SPEC 4).
+        The inference network architecture (docs/theory.md (T.23)).
     truth : dict
         The true parameters as a pytree with a restart axis of length 1.
     info : dict
@@ -83,7 +83,7 @@ class Dataset:
 
     @property
     def second_moment(self):
-        """X^T X / N of the training split (what exact-ELBO trainers fit, SPEC 2.2)."""
+        """X^T X / N of the training split (what exact-ELBO trainers fit, docs/theory.md (T.13))."""
         return self.train.T @ self.train / self.train.shape[0]
 
 
@@ -138,7 +138,7 @@ _NAME_KEYS = {name: i for i, name in enumerate(DATASETS)}
 
 
 def load_dataset(name, seed=0, n_train=500, n_val=500, n_test=500, **params):
-    """Draw data set ``name`` with ``seed`` (SPEC 3).
+    """Draw data set ``name`` with ``seed`` (docs/theory.md §3).
 
     Parameters
     ----------

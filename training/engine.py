@@ -5,7 +5,7 @@ per restart and their sum is differentiated once (restarts do not interact,
 so each restart's gradient is its own). A restart whose loss, gradient or
 new parameters are not finite is marked diverged and frozen; the others go
 on. Validation keeps, per restart, the parameters its own objective prefers
-(SPEC 5).
+(docs/theory.md (T.48)).
 """
 import autograd.numpy as anp
 import numpy as np

@@ -284,7 +284,7 @@ def mutual_information_estimate(encoder, phi, x, rng, max_entries=4_000_000):
 
 
 def smooth_knn(data, theta, rng, n=100, repeats=20000, k=DEFAULT_K, alpha=DEFAULT_ALPHA):
-    """Smooth k-NN statistic between p(x) (the truth) and p_theta(x), averaged (SPEC 6).
+    """Smooth k-NN statistic between p(x) (the truth) and p_theta(x), averaged (docs/theory.md (T.60)).
 
     Each repetition compares ``n`` fresh draws of the true model with ``n``
     draws of the learned one (both ancestral samples); the paper's 100 vs 100,

@@ -43,7 +43,7 @@ def make_trainer(method, **settings):
 
 
 def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
-    """Test metrics of a fitted trainer's selected model (SPEC 6).
+    """Test metrics of a fitted trainer's selected model (docs/theory.md §7).
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""Lagging inference networks (He et al., ICLR 2019; SPEC 5), restarts batched.
+"""Lagging inference networks (He et al., ICLR 2019; docs/theory.md (T.39)), restarts batched.
 
 Two schedules:
 

@@ -1,4 +1,4 @@
-"""LiBI, "Likelihood Before Inference" (paper Sec. 2, App. D; SPEC 5).
+"""LiBI, "Likelihood Before Inference" (paper Sec. 2, App. D; docs/theory.md (T.42)-(T.45)).
 
 Step 1 fits the likelihood theta and a deterministic encoder h(x; varphi)
 by the penalized joint-MAP objective (paper Eq. 44)
@@ -80,7 +80,7 @@ def _softplus(a):
 class MutualInformationConstraint:
     """I(X;Z) >= delta (or <= delta) for a linear-Gaussian likelihood, as a smooth penalty.
 
-    I(X;Z) = 1/2 [log det(W W^T + Psi) - log det Psi] (SPEC 2), differentiable
+    I(X;Z) = 1/2 [log det(W W^T + Psi) - log det Psi] (docs/theory.md (T.10)), differentiable
     in theta. The penalty is ``weight * tau * softplus(v / tau)`` with the
     violation v = delta - I (lower bound) or I - delta (upper bound): zero
     gradient well inside, slope ``weight`` outside (an exact penalty once
@@ -144,7 +144,7 @@ class MutualInformationConstraint:
 
 
 class LiBI(BaseTrainer):
-    """Likelihood Before Inference (paper Sec. 2; SPEC 5), restarts batched.
+    """Likelihood Before Inference (paper Sec. 2; docs/theory.md (T.45)), restarts batched.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Likelihoods p_theta(x | z) of the ground truths' own forms, and inference networks (SPEC 3-4).
+"""Likelihoods p_theta(x | z) of the ground truths' own forms, and inference networks (docs/theory.md §3).
 
 Parameters are plain pytrees whose leaves carry a leading restart axis R.
 A likelihood is ``N(x; mean(theta, z), diag(noise(theta)))``; only the mean
@@ -82,7 +82,7 @@ class Likelihood:
 
 
 class Univariate(Likelihood):
-    """x = theta z + eps, eps ~ N(0, sigma2 - theta^2) (SPEC 2.1).
+    """x = theta z + eps, eps ~ N(0, sigma2 - theta^2) (docs/theory.md (T.18)).
 
     theta = sqrt(sigma2) tanh(u) keeps every iterate valid (|theta| < sigma).
     Parameters: ``{"u": (R,)}``.
@@ -120,7 +120,7 @@ class Univariate(Likelihood):
 
 
 class JTEx(Likelihood):
-    """The JTEx family (SPEC 2.2): x = W z + eps (or (W z)^3 + eps), W = chol(A A^T + B).
+    """The JTEx family (docs/theory.md (T.19), (T.20)): x = W z + eps (or (W z)^3 + eps), W = chol(A A^T + B).
 
     Parameters
     ----------
@@ -184,13 +184,13 @@ class JTEx(Likelihood):
     def noise(self, params):
         if self.learn == "b":
             # sigma2 * sigmoid(-u), not sigma2 - b: the difference cancels to 0 near the
-            # corner b -> sigma2 that the VAE objective prefers (SPEC 2.2).
+            # corner b -> sigma2 that the VAE objective prefers (docs/theory.md (T.25)).
             return self.sigma2 * _sigmoid(-params["u"])
         return self.sigma2 - self.b_of(params)
 
 
 class LinearMap(Likelihood):
-    """x = z^T A + eps, eps ~ N(0, noise_var I) (the Gaussian data set, SPEC 3.3).
+    """x = z^T A + eps, eps ~ N(0, noise_var I) (the Gaussian data set, docs/theory.md (T.21)).
 
     Parameters ``{"A": (R, K, D)}``; W = A^T.
     """
@@ -216,7 +216,7 @@ class LinearMap(Likelihood):
 
 
 class MLPLikelihood(Likelihood):
-    """x = f(z) + eps with f a dense network (the Mobius data set, SPEC 3.4).
+    """x = f(z) + eps with f a dense network (the Mobius data set, docs/theory.md (T.22)).
 
     Parameters: a :mod:`training.nets` MLP.
     """
@@ -246,11 +246,11 @@ ENCODER_KINDS = {
 
 
 class Encoder:
-    """A mean-field Gaussian inference network q_phi(z | x) (SPEC 4).
+    """A mean-field Gaussian inference network q_phi(z | x) (docs/theory.md (T.23)).
 
     Parameters ``{"hidden": [...], "mean": layer, "logvar": layer}``: a
     shared trunk and two linear heads. LiBI's deterministic encoder h(x; varphi)
-    is the same network without the ``logvar`` head (SPEC 4), so
+    is the same network without the ``logvar`` head (docs/theory.md (T.23)), so
     :meth:`mean` serves both.
 
     Parameters

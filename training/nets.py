@@ -38,7 +38,7 @@ def sigmoid(a):
 
 
 def sigmoid_cube_root(a):
-    """Half the units sigmoid, half cube-root (the CubicJTEx encoder, SPEC 4)."""
+    """Half the units sigmoid, half cube-root (the CubicJTEx encoder, docs/theory.md (T.23))."""
     half = a.shape[-1] // 2
     return anp.concatenate([sigmoid(a[..., :half]), cube_root(a[..., half:])], axis=-1)
 

@@ -54,7 +54,7 @@ def neg_elbo(likelihood, theta, mu, logvar, x, beta=1.0, eps=None):
         The encoder's output for ``x``.
     x : array (N, D)
     beta : float or array (R,)
-        beta = 1 is the VAE; other values the beta-VAE (SPEC 5).
+        beta = 1 is the VAE; other values the beta-VAE (docs/theory.md (T.4), (T.37)).
     eps : array (R, S, N, K) or None
         Standard normal draws for the Monte Carlo estimate; None: the exact
         expectation (linear-Gaussian likelihoods only).

@@ -23,7 +23,7 @@ DATASET_TITLES = {"linear_jtex": "LinearJTEx", "cubic_jtex": "CubicJTEx", "gauss
 METHOD_TITLES = {"vae": "VAE", "beta_vae": "β-VAE", "annealed_beta_vae": "β-VAE + anneal",
                  "lagging": "Lagging", "libi": "LiBI"}
 
-# Paper Table 1 (SPEC 7): (LL mean, LL std, S-kNN mean, S-kNN std).
+# Paper Table 1 (docs/theory.md (T.61)): (LL mean, LL std, S-kNN mean, S-kNN std).
 PAPER_TABLE1 = {
     "vae": {"linear_jtex": (-3.15, 0.04, 1.62, 0.12), "cubic_jtex": (-5.85, 0.63, 4.86, 1.82),
             "gaussian": (6.73, 0.23, 15.28, 7.98), "mobius": (1.88, 0.05, 0.38, 0.20)},

@@ -178,7 +178,7 @@ class BaseTrainer:
         return run
 
     def _finish(self, run):
-        """Learned attributes from a finished run (SPEC 5 model selection)."""
+        """Learned attributes from a finished run (docs/theory.md (T.48) model selection)."""
         self.params_ = run.params
         self.best_params_ = run.best
         self.val_objective_ = run.best_value
@@ -198,7 +198,7 @@ class BaseTrainer:
 
 
 class VAE(BaseTrainer):
-    """The VAE (Kingma & Welling, 2014): minimize -ELBO jointly over theta and phi (SPEC 5).
+    """The VAE (Kingma & Welling, 2014): minimize -ELBO jointly over theta and phi (docs/theory.md (T.36)).
 
     Full-batch Adam; R restarts batched along a leading axis, each with its
     own random stream. The ELBO is exact for linear-Gaussian likelihoods
@@ -215,7 +215,7 @@ class VAE(BaseTrainer):
     elbo : {"auto", "exact", "mc"}
     mc_samples, val_mc_samples : int
     eval_every : int
-        Epochs between validation checks (model selection, SPEC 5).
+        Epochs between validation checks (model selection, docs/theory.md (T.48)).
     seed : int
     progress : bool
         A progress bar on the terminal.
@@ -275,7 +275,7 @@ class VAE(BaseTrainer):
 
 
 class BetaVAE(VAE):
-    """The beta-VAE (Higgins et al., 2017): -E_q log p(x | z) + beta KL[q || p(z)] (SPEC 5).
+    """The beta-VAE (Higgins et al., 2017): -E_q log p(x | z) + beta KL[q || p(z)] (docs/theory.md (T.37)).
 
     Model selection uses the same beta-weighted objective on validation.
 
@@ -302,7 +302,7 @@ class BetaVAE(VAE):
 
 
 class AnnealedBetaVAE(BetaVAE):
-    """beta-VAE with KL annealing: beta ramps linearly from 0 to ``beta`` (SPEC 5).
+    """beta-VAE with KL annealing: beta ramps linearly from 0 to ``beta`` (docs/theory.md (T.38)).
 
     The ramp covers the first ``anneal_fraction`` of the epochs (default
     half); model selection uses the final beta throughout, and the stopping

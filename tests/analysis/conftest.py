@@ -1,6 +1,6 @@
 """Shared fixtures for the tests of :mod:`analysis`.
 
-The reference formulas here are written directly from SPEC 2 with plain
+The reference formulas here are written directly from docs/theory.md §2 with plain
 numpy (explicit inverses, no Woodbury identities, no Cholesky tricks), so that
 they are an independent derivation to compare the package against.
 """
@@ -9,7 +9,7 @@ import pytest
 
 
 def _closed_forms(W, Psi, x=None):
-    """SPEC 2 by the textbook formulas, for one model (no batch axes).
+    """docs/theory.md §2 by the textbook formulas, for one model (no batch axes).
 
     Returns a dict with ``P`` = I + W^T Psi^-1 W, ``post_cov`` P^-1,
     ``M`` = P^-1 W^T Psi^-1 (so E[z|x] = M x), ``C`` = W W^T + Psi,
@@ -51,7 +51,7 @@ def _random_pd(rng, n, floor=0.3):
 
 
 def _jtex_reference(A, b, sigma2, S=None):
-    """The JTEx model (SPEC 2.2) by numpy: W = chol(A A^T + B), Psi = sigma2 I - B."""
+    """The JTEx model (docs/theory.md (T.19)) by numpy: W = chol(A A^T + B), Psi = sigma2 I - B."""
     A = np.asarray(A, dtype=float)
     B = np.diag(np.asarray(b, dtype=float))
     W = np.linalg.cholesky(A @ A.T + B)

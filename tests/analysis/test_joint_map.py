@@ -1,4 +1,4 @@
-"""Appendix D (SPEC 8): joint MAP over (theta, Z) prefers shrunken codes; constraints fix it."""
+"""Appendix D (docs/theory.md §5): joint MAP over (theta, Z) prefers shrunken codes; constraints fix it."""
 import numpy as np
 import pytest
 import scipy.stats

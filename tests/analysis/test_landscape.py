@@ -1,7 +1,7 @@
-"""The paper's claims (SPEC 2.1, 2.2; Fig. 1) and analysis.landscape.
+"""The paper's claims (docs/theory.md (T.24)-(T.26); Fig. 1) and analysis.landscape.
 
 Reference values are recomputed in the tests from the textbook formulas of
-``conftest.py``; the only literal numbers are the paper's (SPEC 2.2).
+``conftest.py``; the only literal numbers are the paper's (docs/theory.md (T.26)).
 """
 import numpy as np
 import pytest
@@ -16,7 +16,7 @@ def _rotation(angle, reflect=False):
     return R @ np.diag([1.0, -1.0]) if reflect else R
 
 
-# ---- SPEC 2.2: the paper's numbers ---------------------------------------------------------
+# ---- docs/theory.md (T.26): the paper's numbers --------------------------------------------
 
 def test_truth_objective_is_the_papers(jtex_truth, jtex_reference):
     A, b, sigma2, S = jtex_truth
@@ -108,7 +108,7 @@ def test_vae_optimum_for_a_finite_sample_is_stationary(jtex_truth):
 
 
 def test_aggregated_posterior_at_the_optimum_is_far_from_the_prior(jtex_truth, jtex_optimum, closed_forms):
-    """SPEC 2.2 / Fig. 1E-F: the prior hole.
+    """docs/theory.md (T.16) / Fig. 1E-F: the prior hole.
 
     Theory used for the tolerances: rescaling latent i by a (decoder column by
     1/a, q's mean and standard deviation by a) keeps the mean-field family and
@@ -139,7 +139,7 @@ def test_aggregated_posterior_at_the_optimum_is_far_from_the_prior(jtex_truth, j
     assert np.linalg.norm(agg_truth - np.eye(2)) < 0.05 < 0.3 < np.linalg.norm(agg - np.eye(2))
 
 
-# ---- SPEC 2.1: the univariate model's non-identifiability ------------------------------------
+# ---- docs/theory.md (T.18): the univariate model's non-identifiability -----------------------
 
 def test_univariate_non_identifiability():
     sigma2 = 2.0

@@ -1,7 +1,7 @@
 """The sympy derivations of :mod:`analysis.symbolic` against numpy closed forms.
 
 Each symbolic result is evaluated at random numbers and compared with the
-textbook formulas of SPEC 2 written in ``conftest.py`` (explicit inverses and
+textbook formulas of docs/theory.md §2 written in ``conftest.py`` (explicit inverses and
 determinants) and with :class:`analysis.LinearGaussian` (Woodbury/Cholesky
 forms), so a wrong derivation, substitution or lambdification shows up.
 """
@@ -97,7 +97,7 @@ def test_linear_gaussian_matches_package(D, K, diagonal_noise):
 
 
 def test_mean_field_kl_is_zero_only_for_diagonal_precision():
-    # SPEC 2: the mean-field KL is >= 0, zero iff P is diagonal.
+    # docs/theory.md (T.12): the mean-field KL is >= 0, zero iff P is diagonal.
     d = symbolic.linear_gaussian(2, 2, diagonal_noise=True)
     rng = np.random.default_rng(3)
     W = np.diag(rng.uniform(0.5, 2.0, 2))                 # diagonal W and noise: P diagonal

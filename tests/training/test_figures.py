@@ -26,7 +26,7 @@ def _exact_phi(data, theta):
     """A linear encoder whose q is the best mean-field Gaussian of p_theta(z|x), one per restart.
 
     Mean head = the exact posterior-mean map M (E[z|x] = M x); log-variance
-    bias = log(1 / P_ii) (SPEC 2).
+    bias = log(1 / P_ii) (docs/theory.md (T.9), (T.11)).
     """
     lg = data.likelihood.exact(theta)
     M, P = lg.posterior_mean_map(), lg.posterior_precision()
