@@ -102,3 +102,11 @@ def test_cited_equations_exist(path):
     unknown = [f"{p.relative_to(ROOT)}: (T.{n})" for p in files
                for n in EQUATION.findall(p.read_text(encoding="utf-8")) if n not in defined]
     assert not unknown, unknown
+
+
+@pytest.mark.parametrize("package", ["analysis", "training"])
+def test_theory_covers_every_public_name(package):
+    text = THEORY.read_text(encoding="utf-8")
+    names = importlib.import_module(package).__all__
+    missing = [n for n in names if not re.search(r"\b" + re.escape(n) + r"\b", text)]
+    assert not missing, f"docs/theory.md names no equation for {package}.{missing}"
