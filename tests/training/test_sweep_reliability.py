@@ -38,6 +38,7 @@ def records_in(folder):
 
 
 # ---- --fresh deletes only the project's own files -----------------------------------------
+@pytest.mark.slow
 def test_fresh_keeps_files_that_are_not_records(tmp_path):
     config = small()
     run_serial(config, tmp_path)
@@ -66,6 +67,7 @@ def test_repeats_are_refused(key, value, word):
 
 
 # ---- failed units make the sweep exit non-zero -------------------------------------------
+@pytest.mark.slow
 def test_table1_exits_non_zero_when_units_failed(tmp_path, monkeypatch, capsys, vae_units_fail):
     monkeypatch.setattr("training.sweep.default_executor", lambda workers: ThreadPoolExecutor(1))
     code = cli.main(["table1", "--profile", "tiny", "--out", str(tmp_path), "--seeds", "0", "--datasets",
@@ -106,6 +108,7 @@ def test_a_broken_config_json_beside_foreign_records_is_explained(tmp_path):
 
 
 # ---- one driver per results directory ------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_driver_is_refused_and_touches_nothing(tmp_path):
     from training.locking import DirectoryLock
     out = tmp_path / "res"
@@ -123,6 +126,7 @@ def test_a_second_driver_is_refused_and_touches_nothing(tmp_path):
 
 
 # ---- records whose metrics are not numbers ------------------------------------------------
+@pytest.mark.slow
 def test_a_record_with_non_numeric_metrics_is_recomputed(tmp_path):
     config = small()
     run_serial(config, tmp_path)
@@ -166,6 +170,7 @@ def _session_members(sid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path):
     cmd = [sys.executable, "-m", "training", "table1", "--profile", "tiny", "--datasets", "linear_jtex",
            "--methods", "vae,beta_vae,libi", "--set", "train.epochs=400", "--workers", "2", "--no-progress"]
