@@ -1,4 +1,4 @@
-"""LiBI against the exact landscape: it recovers the data distribution where the VAE cannot, and its constraints hold."""
+"""LiBI against the exact landscape: it recovers the data distribution the VAE misses, and its constraints hold."""
 import numpy as np
 import pytest
 
