@@ -17,7 +17,7 @@ from . import joint_map, testing
 
 
 def __getattr__(name):
-    # sympy takes seconds to import: load the symbolic module on first use.
+    # sympy is slow to import: load the symbolic module on first use.
     if name == "symbolic":
         import importlib
         return importlib.import_module(".symbolic", __name__)

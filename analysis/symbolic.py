@@ -13,8 +13,8 @@ from the model's definition, ``z ~ N(0, I)``, ``x = W z + eps``,
   :func:`gaussian_expectation` after the substitution x = W z + eps;
 * the best mean-field Gaussian solves the stationarity conditions of that KL.
 
-The derivations are cached: the first call of a 2x2 derivation takes a few
-seconds. ``lambdify``-ed numeric versions live in :mod:`analysis.compiled`.
+The derivations are cached, as the first call of a 2x2 derivation is slow
+(timings in benchmarks/README.md). ``lambdify``-ed numeric versions live in :mod:`analysis.compiled`.
 """
 from functools import lru_cache
 

@@ -23,6 +23,7 @@ def test_every_example_is_tested():
     assert {p.name for p in EXAMPLES.glob("*.py")} - {"conftest.py"} == tested
 
 
+@pytest.mark.slow
 def test_landscape_of_your_model(monkeypatch, capsys, tmp_path):
     out = _run("landscape_of_your_model.py", monkeypatch, capsys, str(tmp_path))
     assert "optimum B = diag(" in out
@@ -30,6 +31,7 @@ def test_landscape_of_your_model(monkeypatch, capsys, tmp_path):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_autograd_linear_vae(monkeypatch, capsys):
     out = _run("autograd_linear_vae.py", monkeypatch, capsys)   # raises AssertionError if off the optimum
     assert "encoder = exact posterior" in out
@@ -41,6 +43,7 @@ def test_pytorch_linear_vae(monkeypatch, capsys):
     assert "encoder = exact posterior" in out
 
 
+@pytest.mark.slow
 def test_free_vs_triangular(monkeypatch, capsys):
     out = _run("free_vs_triangular.py", monkeypatch, capsys)
     rows = {line[:28].strip(): line[28:].split() for line in out.splitlines()[1:3]}

@@ -77,8 +77,8 @@ FUSED_DERIVATIVES = {"relu": (_relu_inplace, _relu_backward, True),
                      "identity": (lambda a: a, None, True)}
 
 # Bytes of activations per block of restarts: small enough to stay in cache
-# between the passes of one layer (measured: blocks of ~2 MB run the Mobius
-# encoder 2.8x faster than one pass over 100 restarts).
+# between the passes of one layer, which is much faster than one pass over
+# all restarts (figures: benchmarks/README.md).
 _BLOCK_BYTES = 2 ** 21
 
 

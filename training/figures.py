@@ -32,8 +32,8 @@ at a few points, yet two independent estimates differ by 0.02 RMS (0.13 at
 worst) in z units, invisible at the figures' scale (data seed 0).
 
 Default fits (:data:`DEFAULT_FIT_SETTINGS`) are short previews, chosen so
-that :func:`make_figures` fits everything in about two minutes on a slow
-2-core machine; the paper trained 30 000 epochs with 10 restarts, so pass
+that :func:`make_figures` fits everything quickly (timings in
+benchmarks/README.md); the paper trained 30 000 epochs with 10 restarts, so pass
 larger settings for publication figures.
 
 Examples
@@ -68,9 +68,9 @@ METHOD_LABELS = {"vae": "VAE", "libi": "LiBI"}
 
 #: Fit settings used where ``make_figures`` must fit a model, per data set and
 #: ``"inference"`` (q_phi_GT), ``"vae"`` or ``"libi"``; the caller's
-#: ``fit_settings`` are merged over them. Measured on the 2-core development
-#: machine: 80-120 s for the whole of ``make_figures`` (CubicJTEx LiBI's Step 1 pays
-#: O(N^2) per epoch for the Henze-Zirkler statistic, hence its fewer epochs).
+#: ``fit_settings`` are merged over them. Sized for a short ``make_figures``
+#: (timings in benchmarks/README.md); CubicJTEx LiBI's Step 1 pays
+#: O(N^2) per epoch for the Henze-Zirkler statistic, hence its fewer epochs.
 DEFAULT_FIT_SETTINGS = {
     "linear_jtex": {"inference": {"epochs": 2000, "restarts": 2},
                     "vae": {"epochs": 2000, "restarts": 3},

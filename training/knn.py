@@ -36,19 +36,13 @@ statistic is invariant to translations, rotations and global rescaling) and
 same for every method compared.  The mean distance was preferred to the
 median because a per-sample selection pass costs about as much as the rest
 of the statistic; it is less robust to gross outliers.  In a small power
-study (400
-repetitions of 100 vs 100 points in 2-d; shift 0.4, scale 1.3, correlation
-0.5, uniform and bimodal alternatives to a standard Gaussian; ``alpha`` in
-{2, 5, 10, 20, 50}, ``k`` in {1, 3, 5, 10}), ``alpha = 5`` was the best
-compromise: smaller values favour shifts and scale changes, larger ones
-favour shape changes.  At that temperature ``k`` mattered little (k = 5:
-rejection rates 0.49, 0.56, 0.63, 0.46, 0.56 at the one-sided 5% normal
-quantile; 0.085 under the null, where the normal approximation is slightly
-liberal).  ``k = 4`` rather than 5: at k = 5 many more rows of 100 vs 100
-samples fail the recursion's error bound and take the exact dynamic
-programme, and 20 000 repetitions cost 25 s instead of 17 s of CPU (measured
-on the project's 2-core machine), for no measurable gain in power.  Under exchangeability the
-statistic has mean 0 and variance 1 exactly.
+study (set-up and rejection rates: benchmarks/README.md), ``alpha = 5`` was
+the best compromise: smaller values favour shifts and scale changes, larger
+ones favour shape changes.  At that temperature ``k`` mattered little, and
+under the null the normal approximation was slightly liberal.  ``k = 4``
+rather than 5: at k = 5 many more rows fail the recursion's error bound and
+take the slower exact dynamic programme, for no measurable gain in power.
+Under exchangeability the statistic has mean 0 and variance 1 exactly.
 
 The module is plain NumPy (not differentiable): it is an evaluation metric.
 

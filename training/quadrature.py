@@ -356,7 +356,7 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
         (unconverged points x nodes per point); the points left are reported
         unconverged. A well-fitted model's 500 points need well under a
         million; a badly fitted one (folded, very peaked posteriors almost
-        everywhere) would otherwise cost minutes.
+        everywhere) would otherwise run the finest rule at almost every point.
     return_error : bool
         Return a :class:`QuadratureResult` (value, error estimate, final
         order, converged flag) instead of the values alone.

@@ -42,6 +42,7 @@ def test_bad_input_names_the_argument(call, error, words):
         assert word in str(err.value)
 
 
+@pytest.mark.slow
 def test_the_valid_range_still_works_at_its_edges():
     # warnings are errors in this suite: no overflow inside the range
     s2 = 1e30
@@ -63,6 +64,7 @@ def _cli(*argv):
     (["figure1", "--grid", "1"], ["--grid", ">= 2"]),
     (["figure1", "--n-points", "0"], ["--n-points"]),
 ])
+@pytest.mark.slow
 def test_cli_bad_input(argv, words, tmp_path):
     proc = _cli(*argv, "--out", str(tmp_path / "figs"))
     assert proc.returncode == 2
@@ -72,6 +74,7 @@ def test_cli_bad_input(argv, words, tmp_path):
     assert not (tmp_path / "figs").exists()
 
 
+@pytest.mark.slow
 def test_cli_out_under_a_file(tmp_path):
     (tmp_path / "file").write_text("x")
     proc = _cli("figure1", "--grid", "2", "--n-points", "1", "--out", str(tmp_path / "file" / "figs"))

@@ -62,6 +62,7 @@ def small_figure(tmp_path_factory, cli_run):
     return out, summary, (backend, rc, pyplot_loaded)
 
 
+@pytest.mark.slow
 def test_figure1_writes_pngs(small_figure):
     out, summary, _ = small_figure
     for name in FILES:
@@ -74,6 +75,7 @@ def test_figure1_writes_pngs(small_figure):
     assert sorted(Path(p).name for p in summary["paths"].values()) == sorted(FILES)
 
 
+@pytest.mark.slow
 def test_figure1_leaves_global_state_alone(small_figure):
     _, _, (backend, rc, pyplot_loaded) = small_figure
     assert matplotlib.get_backend() == backend
@@ -82,6 +84,7 @@ def test_figure1_leaves_global_state_alone(small_figure):
         assert "matplotlib.pyplot" not in sys.modules
 
 
+@pytest.mark.slow
 def test_figure1_summary_numbers(small_figure):
     _, s, _ = small_figure
     S = JTEX_A @ JTEX_A.T + JTEX_SIGMA2 * np.eye(2)
@@ -173,6 +176,7 @@ def test_cli_out_is_a_file(tmp_path, capsys):
     assert exc.value.code == 2 and "--out" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_figure1_subprocess(cli_run):
     proc, work, out = cli_run
     returncode = proc.wait(timeout=300)

@@ -96,7 +96,7 @@ def test_mean_field_rotation_diagonalizes_the_posterior_and_keeps_p_x(random_pd)
 
 # ---- isotropic noise: probabilistic PCA ----------------------------------------------------
 
-@pytest.mark.parametrize("D, K", [(3, 1), (4, 2), (5, 3)])
+@pytest.mark.parametrize("D, K", [(3, 1), (4, 2), pytest.param(5, 3, marks=pytest.mark.slow)])
 def test_isotropic_optimum_is_ppca_and_the_numeric_search(D, K):
     rng = np.random.default_rng(10 + D)
     S = _sample_cov(rng, D, K)
@@ -151,7 +151,8 @@ def test_free_W_reaches_the_mle_where_jtex_is_biased(jtex_optimum):
 
 # ---- fixed and diagonal noise against independent searches ----------------------------------
 
-@pytest.mark.parametrize("D, K", [(3, 1), (4, 2), (5, 3), (3, 3)])
+@pytest.mark.parametrize("D, K", [(3, 1), pytest.param(4, 2, marks=pytest.mark.slow),
+                                  pytest.param(5, 3, marks=pytest.mark.slow), (3, 3)])
 def test_fixed_noise_optimum(D, K, random_pd):
     rng = np.random.default_rng(20 + D + K)
     S = _sample_cov(rng, D, K)
@@ -171,7 +172,8 @@ def test_fixed_noise_optimum(D, K, random_pd):
     np.testing.assert_allclose(fixed_noise_mle(S, K, Psi)[2], opt.objective, atol=1e-12)
 
 
-@pytest.mark.parametrize("D, K", [(3, 1), (4, 1), (5, 2)])
+@pytest.mark.parametrize("D, K", [(3, 1), pytest.param(4, 1, marks=pytest.mark.slow),
+                                  pytest.param(5, 2, marks=pytest.mark.slow)])
 def test_diagonal_noise_optimum(D, K):
     rng = np.random.default_rng(30 + D)
     S = _sample_cov(rng, D, K, n=300)

@@ -44,6 +44,7 @@ def _optimum(S, noise):
 
 
 @pytest.mark.parametrize("noise", ["fixed", "isotropic", "diagonal"])
+@pytest.mark.slow
 def test_vae_optimum_and_mle_pass_at_the_optimum_and_fail_5_percent_away(data, noise):
     W, Psi = _optimum(data, noise)
     ref = assert_vae_optimum(W, Psi, data, noise=noise, restarts=2)

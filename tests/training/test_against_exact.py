@@ -1,4 +1,4 @@
-"""Trainers against the exact landscape of :mod:`analysis` (issue: training core, item 8)."""
+"""Trainers against the exact landscape of :mod:`analysis`: fitted VAEs reach its global optimum and best posterior."""
 import dataclasses
 
 import numpy as np
@@ -26,6 +26,7 @@ def fitted_vae(linear_jtex):
     return VAE(epochs=4500, restarts=4, seed=0).fit(linear_jtex)
 
 
+@pytest.mark.slow
 def test_vae_reaches_the_exact_global_optimum(linear_jtex, fitted_vae):
     S = linear_jtex.second_moment
     opt = jtex_vae_optimum(S, JTEX_B, JTEX_SIGMA2, restarts=10, seed=1)
@@ -40,6 +41,7 @@ def test_vae_reaches_the_exact_global_optimum(linear_jtex, fitted_vae):
     assert np.linalg.norm(A @ A.T - JTEX_A @ JTEX_A.T) / np.linalg.norm(JTEX_A @ JTEX_A.T) > 0.05
 
 
+@pytest.mark.slow
 def test_vae_encoder_is_the_best_mean_field_posterior(linear_jtex, fitted_vae):
     A = fitted_vae.theta_["A"][0]
     exact = LinearGaussian.jtex(A, JTEX_B, JTEX_SIGMA2)
@@ -51,6 +53,7 @@ def test_vae_encoder_is_the_best_mean_field_posterior(linear_jtex, fitted_vae):
                                rtol=0.05)
 
 
+@pytest.mark.slow
 def test_univariate_vae_learns_a_valid_theta_and_the_exact_posterior():
     sigma2 = 1.0
     data = load_dataset("univariate", seed=0, theta=0.5, sigma2=sigma2)
@@ -69,6 +72,7 @@ def test_univariate_vae_learns_a_valid_theta_and_the_exact_posterior():
         np.testing.assert_allclose(np.exp(logvar[0]), float(post_cov[0, 0]), rtol=0.05)
 
 
+@pytest.mark.slow
 def test_learning_b_ends_in_the_corner_the_landscape_predicts(linear_jtex):
     data = dataclasses.replace(linear_jtex, likelihood=JTEx(JTEX_A, JTEX_B, JTEX_SIGMA2, learn="b"))
     # b = sigma2 * sigmoid(u) approaches the boundary slowly: a larger step.
@@ -101,6 +105,7 @@ def test_monte_carlo_elbo_agrees_with_the_exact_elbo(name):
     assert np.all(np.abs(draws.mean(axis=0) - exact) < 4 * se + 1e-12)
 
 
+@pytest.mark.slow
 def test_vae_with_the_stopping_rule_stops_at_the_exact_optimum(linear_jtex):
     """Every restart stops by the rule well before the budget, at the exact optimum."""
     vae = VAE(epochs=20000, restarts=2, seed=0, patience=200, tol=1e-4).fit(linear_jtex)

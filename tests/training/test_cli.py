@@ -27,6 +27,7 @@ def _env():
     return env
 
 
+@pytest.mark.slow
 def test_fit_writes_the_documented_record(tmp_path):
     out = tmp_path / "tmp" / "result.json"
     proc = subprocess.run(
@@ -56,6 +57,7 @@ def test_fit_writes_the_documented_record(tmp_path):
     assert not list(out.parent.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_fit_with_the_stopping_rule_reports_convergence(tmp_path):
     out = tmp_path / "result.json"
     assert main(["fit", "--dataset", "linear_jtex", "--method", "vae", "--epochs", "20000", "--restarts", "2",
@@ -67,6 +69,7 @@ def test_fit_with_the_stopping_rule_reports_convergence(tmp_path):
     assert record["selected_converged"] is True
 
 
+@pytest.mark.slow
 def test_a_bad_dataset_exits_non_zero_in_a_subprocess(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "training", "fit", "--dataset", "nope", "--method", "vae",
                            "--out", str(tmp_path / "r.json")],

@@ -292,6 +292,7 @@ def test_the_run_finishes_when_every_restart_has_stopped():
     assert run.epochs_run.tolist() == [40, 40, 40] and run.epoch == 40
 
 
+@pytest.mark.slow
 def test_a_restart_improving_by_less_than_tol_stops():
     # Restarts 1 and 2 improve quickly at first, then by less than tol per check.
     run = _train_with_rule(patience=30, tol=1e-2, epochs=5000)

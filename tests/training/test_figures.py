@@ -52,6 +52,7 @@ def _snis_sd(post_cov, proposal_var):
     return np.sqrt(rho * np.diag(np.linalg.inv(Omega)))
 
 
+@pytest.mark.slow
 def test_posterior_mean_is_matches_exact_linear_jtex(linear):
     """Two restarts at once (the truth and another A), each against its exact posterior mean.
 
@@ -125,6 +126,7 @@ def _check_png(path, min_bytes=20_000):
     return img.shape
 
 
+@pytest.mark.slow
 def test_make_figures_fits_everything(tmp_path):
     paths = make_figures(tmp_path / "figs", fit_settings=TINY, seed=0, samples=50, ll_samples=50)
     assert sorted(paths) == [f"figure{n}" for n in (2, 3, 4, 5)]
@@ -135,6 +137,7 @@ def test_make_figures_fits_everything(tmp_path):
     assert shapes["figure5"][1] > shapes["figure4"][1]
 
 
+@pytest.mark.slow
 def test_given_models_skip_fitting(tmp_path, monkeypatch, linear):
     """A provided VAE (as JSON lists) is drawn without calling the trainer; LiBI is still fitted."""
     calls = []
@@ -200,6 +203,7 @@ def test_bad_input(tmp_path, linear):
     assert set(FIGURES.values()) == {2, 3, 4, 5}
 
 
+@pytest.mark.slow
 def test_no_pyplot(tmp_path):
     """Drawing and saving leave pyplot unimported (Agg canvas on a bare Figure)."""
     import os

@@ -67,6 +67,7 @@ def test_beta_vae_settings_equal_separate_fits(lrs, small):
     assert not np.allclose(fitted[0].params_["theta"]["A"][:1], fitted[2].params_["theta"]["A"][:1])
 
 
+@pytest.mark.slow
 def test_settings_that_stop_at_different_epochs_equal_separate_fits(small):
     """With the stopping rule, finished restarts leave the batch; the rest go on as alone."""
     data = small["mobius"]

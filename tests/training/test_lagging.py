@@ -19,12 +19,14 @@ def _objective_at_truth(trainer):
     return float(LinearGaussian.jtex(A, JTEX_B, JTEX_SIGMA2).vae_objective(TRUE_S))
 
 
+@pytest.mark.slow
 def test_segmented_lagging_ends_at_the_vae_optimum(data):
     lag = LaggingVAE(epochs=5000, segments=50, restarts=4, seed=0).fit(data)
     assert abs(_objective_at_truth(lag) - 0.196) < 0.01
     assert lag.inner_steps_.sum() == 0
 
 
+@pytest.mark.slow
 def test_aggressive_lagging_ends_at_the_vae_optimum(data):
     lag = LaggingVAE(epochs=3000, aggressive=True, restarts=3, seed=0).fit(data)
     assert abs(_objective_at_truth(lag) - 0.196) < 0.01

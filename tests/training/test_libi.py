@@ -1,4 +1,4 @@
-"""LiBI against the exact landscape (issue: LiBI and lagging inference networks)."""
+"""LiBI against the exact landscape: it recovers the data distribution the VAE misses, and its constraints hold."""
 import numpy as np
 import pytest
 
@@ -31,6 +31,7 @@ def _rel(C, S):
     return np.linalg.norm(C - S) / np.linalg.norm(S)
 
 
+@pytest.mark.slow
 def test_libi_recovers_the_data_distribution(data, libi, vae_optimum):
     S = data.second_moment
     A = libi.theta_["A"][0]
@@ -44,6 +45,7 @@ def test_libi_recovers_the_data_distribution(data, libi, vae_optimum):
     assert abs(vae_ll - (-3.133)) < 0.02
 
 
+@pytest.mark.slow
 def test_libi_aggregated_posterior_matches_the_prior(data, libi, vae_optimum):
     # Measure: KL of the moment-matched Gaussian of E_x q(z|x) to N(0, I),
     # and the largest latent correlation, on the test split.
@@ -55,6 +57,7 @@ def test_libi_aggregated_posterior_matches_the_prior(data, libi, vae_optimum):
     assert abs(corr) > 0.45                                             # the VAE's prior hole
 
 
+@pytest.mark.slow
 def test_libi_step2_reaches_the_best_mean_field_kl(data, libi):
     lik, enc = data.likelihood, data.encoder
     mu, logvar = enc(libi.phi_, data.train)
@@ -66,6 +69,7 @@ def test_libi_step2_reaches_the_best_mean_field_kl(data, libi):
 
 
 @pytest.mark.parametrize("delta", [0.5, 1.5])
+@pytest.mark.slow
 def test_libi_satisfies_a_mutual_information_lower_bound(delta):
     data = load_dataset("univariate", seed=0, theta=0.5)
     c = MutualInformationConstraint(delta)
@@ -73,6 +77,7 @@ def test_libi_satisfies_a_mutual_information_lower_bound(delta):
     assert c.satisfied(data.likelihood, libi.theta_)[0]
 
 
+@pytest.mark.slow
 def test_libi_satisfies_a_mutual_information_upper_bound():
     # Step 1 alone drives |theta| -> sigma (I -> inf) on this model, so an
     # upper bound is the constraint that has to do real work.
@@ -83,6 +88,7 @@ def test_libi_satisfies_a_mutual_information_upper_bound():
     assert 0.2 - 0.1 < mi <= 0.2 + 3 * c.tau
 
 
+@pytest.mark.slow
 def test_plain_vae_theta_is_arbitrary_on_the_univariate_model():
     data = load_dataset("univariate", seed=0, theta=0.5)
     vae = VAE(epochs=600, restarts=6, seed=0).fit(data)
@@ -96,6 +102,7 @@ def _code_variances(libi, data):
     return np.diag(np.cov(Z.T, bias=True))
 
 
+@pytest.mark.slow
 def test_joint_map_without_penalties_shrinks_the_codes(data):
     plain = LiBI(epochs=3000, inference_epochs=10, restarts=1, seed=0, lambda_hz=0.0,
                  eps_sigma=np.inf, eps_mu=np.inf, joint_map=True).fit(data)
@@ -105,6 +112,7 @@ def test_joint_map_without_penalties_shrinks_the_codes(data):
     assert plain.val_log_likelihood_[-1, 0] < penalized.val_log_likelihood_[-1, 0] - 0.2
 
 
+@pytest.mark.slow
 def test_libi_codes_keep_unit_scale(data, libi):
     assert np.all(np.abs(_code_variances(libi, data) - 1.0) < 0.1)
 
@@ -121,6 +129,7 @@ def test_bad_settings(data):
         MutualInformationConstraint(-0.1)
 
 
+@pytest.mark.slow
 def test_a_restart_whose_codes_collapse_is_marked_diverged_and_the_fit_finishes():
     """Mobius at lr 0.3: one restart's codes collapse (singular covariance, HZ undefined) at epoch 19."""
     mobius = load_dataset("mobius", seed=0, n_val=40, n_test=10)

@@ -58,6 +58,7 @@ def _prior_monte_carlo(likelihood, theta, x, draws, rng, chunk=8):
 
 
 @pytest.mark.parametrize("name, draws, scale", [("cubic_jtex", 200_000, 0.05), ("mobius", 600_000, 0.02)])
+@pytest.mark.slow
 def test_nonlinear_models_match_prior_monte_carlo(name, draws, scale):
     d = load_dataset(name, seed=0)
     theta = _perturbed(d.truth, np.random.default_rng(2), scale)
@@ -114,7 +115,7 @@ def _grid_reference(likelihood, theta, x, half_width, nodes):
 
 @pytest.mark.parametrize("lik, x, half_width, nodes", [
     (_Fold1D(), [[0.8], [1.5], [2.5]], 12.0, 240_001),
-    (_Fold2D(), [[1.2, 0.5], [2.0, -0.3], [0.9, 1.0]], 5.0, 2001),
+    pytest.param(_Fold2D(), [[1.2, 0.5], [2.0, -0.3], [0.9, 1.0]], 5.0, 2001, marks=pytest.mark.slow),
 ])
 def test_bimodal_counts_both_modes_once(lik, x, half_width, nodes):
     theta = {"a": np.zeros(1)}

@@ -47,6 +47,7 @@ def test_units_expand_the_grids_per_data_set():
     assert all(u["settings"]["epochs"] == 30000 and u["settings"]["restarts"] == 10 for u in units)
 
 
+@pytest.mark.slow
 def test_tiny_profile_end_to_end(tmp_path):
     config = small(seeds=[0], datasets=["linear_jtex"])
     counts = run_serial(config, tmp_path)
@@ -62,6 +63,7 @@ def test_tiny_profile_end_to_end(tmp_path):
     assert again["skipped"] == 4 and again["ran"] == 0
 
 
+@pytest.mark.slow
 def test_refuses_a_directory_of_another_configuration(tmp_path):
     config = small(seeds=[0], datasets=["linear_jtex"], methods=["vae"])
     run_serial(config, tmp_path)
@@ -71,6 +73,7 @@ def test_refuses_a_directory_of_another_configuration(tmp_path):
     assert counts["ran"] == 1
 
 
+@pytest.mark.slow
 def test_corrupt_record_is_reported_and_recomputed(tmp_path):
     config = small(seeds=[0], datasets=["linear_jtex"], methods=["vae"])
     run_serial(config, tmp_path)
@@ -87,6 +90,7 @@ def test_corrupt_record_is_reported_and_recomputed(tmp_path):
         assert json.load(f)["status"] == "ok"
 
 
+@pytest.mark.slow
 def test_failed_unit_is_recorded_and_the_sweep_goes_on(tmp_path, vae_units_fail):
     # invalid settings are refused before any unit runs, so a unit fails at run time here
     config = small(seeds=[0], datasets=["linear_jtex"], methods=["vae", "beta_vae"])
@@ -99,6 +103,7 @@ def test_failed_unit_is_recorded_and_the_sweep_goes_on(tmp_path, vae_units_fail)
     assert run_serial(config, tmp_path)["ran"] == 1
 
 
+@pytest.mark.slow
 def test_resume_after_a_real_kill(tmp_path):
     out = str(tmp_path / "res")
     cmd = [sys.executable, "-m", "training", "table1", "--profile", "tiny", "--out", out,
@@ -163,6 +168,7 @@ def test_table_aggregation_on_known_records():
     assert "7.50 ± 0.71" in text and "7.65 ± 0.09" in text
 
 
+@pytest.mark.slow
 def test_bad_profile_input(tmp_path):
     with pytest.raises(ValueError, match="profile"):
         load_profile("no_such_profile")
@@ -176,6 +182,7 @@ def test_bad_profile_input(tmp_path):
     assert cli.returncode == 2 and "profile" in cli.stderr
 
 
+@pytest.mark.slow
 def test_dask_executor(tmp_path):
     distributed = pytest.importorskip("dask.distributed")
     config = small(seeds=[0], datasets=["linear_jtex"], methods=["vae", "libi"])

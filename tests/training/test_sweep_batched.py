@@ -62,6 +62,7 @@ def test_groups_are_the_grid_points_of_a_batchable_method():
     assert sorted(len(g) for g in plan_groups(expand_units(mixed))) == [2, 2]
 
 
+@pytest.mark.slow
 def test_batched_sweep_gives_the_records_of_the_unbatched_one(tmp_path):
     config = config_of(methods=["vae", "beta_vae", "annealed_beta_vae"], datasets=["linear_jtex", "gaussian"])
     batched = run_serial(config, tmp_path / "b")
@@ -97,6 +98,7 @@ def test_batched_sweep_gives_the_records_of_the_unbatched_one(tmp_path):
         assert_same_tree(b["selected"], a["selected"])
 
 
+@pytest.mark.slow
 def test_resume_runs_only_the_unfinished_units_of_a_group(tmp_path):
     config = config_of(**{"grids.beta_vae.beta": [0.5, 2.0, 5.0]})
     assert run_serial(config, tmp_path)["batched"] == 3
@@ -123,6 +125,7 @@ def test_resume_runs_only_the_unfinished_units_of_a_group(tmp_path):
         assert len(json.load(f)["batched_with"]) == 1
 
 
+@pytest.mark.slow
 def test_a_diverged_setting_leaves_the_others_of_its_group_ok(tmp_path):
     config = config_of(**{"grids.beta_vae": {"beta": [1.0], "lr": [0.01, 1e6, 0.02]}})
     counts = run_serial(config, tmp_path)
@@ -138,6 +141,7 @@ def test_a_diverged_setting_leaves_the_others_of_its_group_ok(tmp_path):
     assert run_serial(config, tmp_path)["ran"] == 0                     # diverged counts as finished
 
 
+@pytest.mark.slow
 def test_a_failed_batched_fit_fails_its_group_and_the_sweep_goes_on(tmp_path, monkeypatch):
     def boom(trainers, data):
         raise RuntimeError("boom in the batched fit")

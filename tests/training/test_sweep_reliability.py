@@ -37,7 +37,8 @@ def records_in(folder):
     return sorted(glob.glob(os.path.join(folder, "*-s*-*.json")))
 
 
-# ---- 1: --fresh deletes only the project's own files --------------------------------------
+# ---- --fresh deletes only the project's own files -----------------------------------------
+@pytest.mark.slow
 def test_fresh_keeps_files_that_are_not_records(tmp_path):
     config = small()
     run_serial(config, tmp_path)
@@ -54,7 +55,7 @@ def test_fresh_keeps_files_that_are_not_records(tmp_path):
     assert len(records_in(tmp_path)) == 1
 
 
-# ---- 2: repeated seeds, data sets, methods, grid values ---------------------------------
+# ---- repeated seeds, data sets, methods, grid values ------------------------------------
 @pytest.mark.parametrize("key, value, word", [("seeds", [0, 0], "seeds"),
                                               ("datasets", ["gaussian", "gaussian"], "datasets"),
                                               ("methods", ["vae", "vae"], "methods"),
@@ -65,7 +66,8 @@ def test_repeats_are_refused(key, value, word):
     assert word in str(err.value)
 
 
-# ---- 3: failed units make the sweep exit non-zero ----------------------------------------
+# ---- failed units make the sweep exit non-zero -------------------------------------------
+@pytest.mark.slow
 def test_table1_exits_non_zero_when_units_failed(tmp_path, monkeypatch, capsys, vae_units_fail):
     monkeypatch.setattr("training.sweep.default_executor", lambda workers: ThreadPoolExecutor(1))
     code = cli.main(["table1", "--profile", "tiny", "--out", str(tmp_path), "--seeds", "0", "--datasets",
@@ -75,7 +77,7 @@ def test_table1_exits_non_zero_when_units_failed(tmp_path, monkeypatch, capsys, 
     assert (tmp_path / "table1.md").exists()
 
 
-# ---- 7: config.json missing or broken beside valid records --------------------------------
+# ---- config.json missing or broken beside valid records -----------------------------------
 @pytest.mark.parametrize("damage", ["missing", "truncated", "not a config"])
 def test_a_broken_config_json_keeps_this_configurations_records(tmp_path, damage):
     config = small()
@@ -105,7 +107,8 @@ def test_a_broken_config_json_beside_foreign_records_is_explained(tmp_path):
     assert len(records_in(tmp_path)) == 1
 
 
-# ---- 9: one driver per results directory ---------------------------------------------------
+# ---- one driver per results directory ------------------------------------------------------
+@pytest.mark.slow
 def test_a_second_driver_is_refused_and_touches_nothing(tmp_path):
     from training.locking import DirectoryLock
     out = tmp_path / "res"
@@ -122,7 +125,8 @@ def test_a_second_driver_is_refused_and_touches_nothing(tmp_path):
     run_serial(small(), out)                        # free again once the holder is gone
 
 
-# ---- 10: records whose metrics are not numbers ---------------------------------------------
+# ---- records whose metrics are not numbers ------------------------------------------------
+@pytest.mark.slow
 def test_a_record_with_non_numeric_metrics_is_recomputed(tmp_path):
     config = small()
     run_serial(config, tmp_path)
@@ -138,7 +142,7 @@ def test_a_record_with_non_numeric_metrics_is_recomputed(tmp_path):
     assert isinstance(json.load(open(path))["metrics"]["test_ll_is"], float)
 
 
-# ---- 13: outputs follow the umask -----------------------------------------------------------
+# ---- outputs follow the umask -------------------------------------------------------------
 def test_records_have_the_mode_of_the_users_files(tmp_path):
     run_serial(small(), tmp_path)
     (record,) = records_in(tmp_path)
@@ -148,7 +152,7 @@ def test_records_have_the_mode_of_the_users_files(tmp_path):
         assert stat.S_IMODE(os.stat(path).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)
 
 
-# ---- 8 and the resume contract: SIGKILL at random points -----------------------------------
+# ---- resume after SIGKILL at random points; workers exit with their driver ----------------
 def _session_members(sid):
     """Pids of live processes in session ``sid`` (Linux /proc)."""
     pids = []
@@ -166,6 +170,7 @@ def _session_members(sid):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(tmp_path):
     cmd = [sys.executable, "-m", "training", "table1", "--profile", "tiny", "--datasets", "linear_jtex",
            "--methods", "vae,beta_vae,libi", "--set", "train.epochs=400", "--workers", "2", "--no-progress"]
