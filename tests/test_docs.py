@@ -63,26 +63,25 @@ def test_no_citation_points_outside_the_repository():
     assert not offenders, "cite docs/theory.md instead of the outside specification:\n" + "\n".join(offenders)
 
 
-def test_index_names_exist():
-    names = sorted(set(DOTTED.findall(_index())))
-    assert len(names) > 50, names
+def _unresolvable(names):
     missing = []
     for name in names:
         try:
             _resolve(name)
         except (ImportError, AttributeError) as err:
             missing.append(f"{name}: {err!r}")
+    return missing
+
+
+def test_index_names_exist():
+    names = sorted(set(DOTTED.findall(_index())))
+    assert len(names) > 50, names
+    missing = _unresolvable(names)
     assert not missing, "the README's equation index names what does not exist:\n" + "\n".join(missing)
 
 
 def test_theory_names_exist():
-    names = sorted(set(DOTTED.findall(THEORY.read_text(encoding="utf-8"))))
-    missing = []
-    for name in names:
-        try:
-            _resolve(name)
-        except (ImportError, AttributeError) as err:
-            missing.append(f"{name}: {err!r}")
+    missing = _unresolvable(sorted(set(DOTTED.findall(THEORY.read_text(encoding="utf-8")))))
     assert not missing, "docs/theory.md names what does not exist:\n" + "\n".join(missing)
 
 
