@@ -11,7 +11,7 @@ objective at every (B11, B22) cell:
    baseline), on a random sample of cells, whose values must equal the
    vectorized ones.
 
-Targets (the issue): the full 10^6-cell grid in < 1 s on one core and a
+Targets: the full 10^6-cell grid in < 1 s on one core and a
 per-cell cost >= 100x below the loop's. Run single-threaded::
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_landscape.py

@@ -24,7 +24,7 @@ Measures, single-threaded:
 3. 20 000 repetitions of the smooth k-NN statistic, 100 vs 100 points
    (``training.evaluate.smooth_knn`` on ``linear_jtex``, the truth as theta).
 
-Targets (the issue): batching 100 restarts >= 10x cheaper per restart-epoch
+Targets: batching 100 restarts >= 10x cheaper per restart-epoch
 than R = 1; the IS test log-likelihood under 2 s; 20 000 k-NN repetitions
 under 20 s. Run single-threaded::
 
