@@ -38,7 +38,6 @@ def _affine_grad_W(ans, x, W, b):
 defvjp(affine, _affine_grad_x, _affine_grad_W, lambda ans, x, W, b: lambda g: g.sum(axis=1))
 
 
-
 # The derivative of each activation as a function of its output, applied to
 # the incoming gradient in place.
 def _relu_backward(h, g):

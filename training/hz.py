@@ -18,7 +18,7 @@ and ``pingouin.multivariate_normality``.
 import autograd.numpy as anp
 import numpy as np
 from autograd.extend import defvjp, primitive
-from autograd.tracer import getval
+from autograd.tracer import getval, isbox
 
 from analysis import checks
 
@@ -110,6 +110,8 @@ def henze_zirkler(Z, check=True):
     """
     if check:
         _check_sample(Z)
+    if not isbox(Z):                    # not differentiated: keep nothing for a vjp
+        return _hz_parts(Z)[0]
     return _henze_zirkler(Z)
 
 
@@ -158,13 +160,22 @@ def _henze_zirkler(Z):
 
 
 def _henze_zirkler_vjp(ans, Z):
+    if isbox(Z):    # an outer trace differentiates this gradient
+        raise NotImplementedError("the Henze-Zirkler statistic's hand-written gradient is first order "
+                                  "only: differentiate henze_zirkler_reference for second derivatives")
     parts = _forward_cache.take(ans) or _hz_parts(Z)[1]
     Y, X, E, e, b2, c, n, p = parts
     w = -(b2 / n) * E.sum(axis=-1) + 2.0 * (1.0 + b2) ** (-p / 2.0) * c * e     # diagonal of Gamma
     GX = (b2 / n) * (E @ X) + w[..., None] * X                                   # Gamma X
     gY = 2.0 * GX - (2.0 / n) * Y @ (_swap(X) @ GX)
     gZ = gY - gY.mean(axis=-2, keepdims=True)
-    return lambda g: np.asarray(g)[..., None, None] * gZ
+
+    def vjp(g):
+        if isbox(g):
+            raise NotImplementedError("the Henze-Zirkler statistic's hand-written gradient is first order "
+                                      "only: differentiate henze_zirkler_reference for second derivatives")
+        return np.asarray(g)[..., None, None] * gZ
+    return vjp
 
 
 defvjp(_henze_zirkler, _henze_zirkler_vjp)

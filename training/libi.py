@@ -155,8 +155,6 @@ class LiBI(BaseTrainer):
         them). Paper grid 0.2, 0.5.
     repeats : int
         Repetitions of Steps 1-3 (paper: 1 or 6).
-    epochs : int
-        Adam epochs of Step 1 per repetition.
     inference_epochs : int or None
         Adam epochs of Step 2 per repetition (default: ``epochs``).
     constraints : sequence
@@ -171,7 +169,9 @@ class LiBI(BaseTrainer):
         Step 1 hands Step 2 the latest iterate whose validation objective was
         within this many nats per point of its best (default 0.05; None: the
         last iterate). See ``_step1_result``.
-    patience, tol : int or None, float
+    epochs : int (keyword only)
+        Adam epochs of Step 1 per repetition.
+    patience, tol : int or None, float (keyword only)
         The stopping rule (as :class:`training.trainers.VAE`), applied to
         every Step 1 and Step 2 on its own validation objective.
     restarts, lr, elbo, mc_samples, val_mc_samples, eval_every, seed, progress

@@ -71,6 +71,9 @@ def dense(layer, x):
 
 def hidden_layers(layers, x, activations, affine_map=dense):
     """The hidden layers one by one: ``h_l = act_l(affine_map(layer_l, h_{l-1}))``, ``h_0 = x``."""
+    if len(activations) != len(layers):
+        raise ValueError(f"activations must name one activation per hidden layer "
+                         f"({len(layers)}), got {len(activations)}")
     h = x
     for layer, act in zip(layers, activations):
         h = ACTIVATIONS[act](affine_map(layer, h))
@@ -80,7 +83,8 @@ def hidden_layers(layers, x, activations, affine_map=dense):
 def mlp_reference(params, x, activations):
     """The network in plain autograd: hidden layers ``act(h W + b)``, then a linear output.
 
-    The readable version of :func:`mlp` (same values, same gradients).
+    The readable version of :func:`mlp` (same values, same gradients). Only
+    the ReLU is a primitive of its own (:func:`relu`: derivative 0 at 0).
     """
     h = hidden_layers(params["hidden"], x, activations, affine_reference)
     return affine_reference(params["out"], h)

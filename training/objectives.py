@@ -1,7 +1,10 @@
 """Negative ELBOs per restart: reparameterized Monte Carlo, and exact for linear-Gaussian likelihoods.
 
-All functions return one value per restart, shape (R,): the average over
-data points of  -E_q log p_theta(x | z) + beta * KL[q(z | x) || N(0, I)].
+:func:`neg_elbo` returns one value per restart, shape (R,): the average
+over data points of  -E_q log p_theta(x | z) + beta * KL[q(z | x) || N(0, I)].
+Its terms per point, (R, N): :func:`expected_reconstruction_exact` (closed
+form, linear-Gaussian likelihoods), :func:`expected_reconstruction_mc`
+(reparameterized Monte Carlo) and :func:`kl_to_prior`.
 """
 import autograd.numpy as anp
 import numpy as np
@@ -35,7 +38,7 @@ def expected_reconstruction_exact(likelihood, theta, mu, logvar, x):
 def expected_reconstruction_mc(likelihood, theta, mu, logvar, x, eps):
     """-E_q log p_theta(x | z) by reparameterization: eps (R, S, N, K) -> (R, N)."""
     R, S, N, K = eps.shape
-    # reshape, not [:, None]: autograd's indexing gradient scatters with anp.add.at
+    # reshape, not [:, None]: autograd's indexing gradient scatters with np.add.at
     z = anp.reshape(mu, (R, 1, N, K)) + anp.reshape(anp.exp(0.5 * logvar), (R, 1, N, K)) * eps
     mean = likelihood.mean(theta, anp.reshape(z, (R, S * N, K)))
     mean = anp.reshape(mean, (R, S, N, -1))

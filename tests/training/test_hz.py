@@ -172,3 +172,21 @@ def test_primitive_matches_its_plain_autograd_reference(shape):
     fast = grad(lambda z: anp.sum(w * henze_zirkler(z)))(Z)
     ref = grad(lambda z: anp.sum(w * henze_zirkler_reference(z)))(Z)
     np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-12)
+
+
+def test_second_derivatives_raise_instead_of_being_wrong():
+    Z = np.random.default_rng(12).standard_normal((20, 2))
+
+    def first(z):
+        return anp.sum(grad(henze_zirkler)(z) ** 2)
+    with pytest.raises(NotImplementedError, match="first order"):
+        grad(first)(Z)
+    # ... while the reference differentiates twice.
+    assert np.all(np.isfinite(grad(lambda z: anp.sum(grad(henze_zirkler_reference)(z) ** 2))(Z)))
+
+
+def test_an_undifferentiated_statistic_keeps_nothing_for_a_vjp():
+    from training import _forward_cache
+    _forward_cache._last.entry = None
+    henze_zirkler(np.random.default_rng(13).standard_normal((20, 2)))
+    assert getattr(_forward_cache._last, "entry", None) is None

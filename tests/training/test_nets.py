@@ -148,3 +148,11 @@ def test_dense_matches_its_plain_autograd_reference(x_shape):
     for fast, ref in zip(grad(loss(nets.dense), (0, 1))(layer, x), grad(loss(nets.affine_reference), (0, 1))(layer, x)):
         for f, r in ([(fast[k], ref[k]) for k in ("W", "b")] if isinstance(fast, dict) else [(fast, ref)]):
             np.testing.assert_allclose(f, r, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("acts", [["relu"], ["relu", "tanh", "relu"]])
+def test_layer_loops_need_one_activation_per_hidden_layer(acts):
+    params = nets.init_mlp([g[0] for g in restart_streams(4, 2)], [2, 3, 3, 2])
+    for fn in (nets.mlp, nets.mlp_reference):
+        with pytest.raises(ValueError, match="one activation per hidden layer"):
+            fn(params, np.ones((4, 2)), acts)
