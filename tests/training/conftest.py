@@ -23,3 +23,10 @@ def vae_units_fail(monkeypatch):
             raise RuntimeError("vae broke")
         return real(dataset, seed, method, settings, **kw)
     monkeypatch.setattr(experiment, "fit_and_evaluate", flaky)
+
+
+@pytest.fixture(scope="session")
+def linear_jtex():
+    """LinearJTEx data set 0, the paper's first (500/500/500 points)."""
+    from training import load_dataset
+    return load_dataset("linear_jtex", seed=0)

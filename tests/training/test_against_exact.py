@@ -15,11 +15,6 @@ TRUE_S = JTEX_A @ JTEX_A.T + JTEX_SIGMA2 * np.eye(2)
 
 
 @pytest.fixture(scope="module")
-def linear_jtex():
-    return load_dataset("linear_jtex", seed=0)
-
-
-@pytest.fixture(scope="module")
 def fitted_vae(linear_jtex):
     # 4500 epochs at the paper's lr: the exact ELBO's slow valley (the code
     # scale against W) needs about that many for the best restart.

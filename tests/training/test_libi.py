@@ -13,8 +13,8 @@ TRUE_S = JTEX_A @ JTEX_A.T + JTEX_SIGMA2 * np.eye(2)
 
 
 @pytest.fixture(scope="module")
-def data():
-    return load_dataset("linear_jtex", seed=0)
+def data(linear_jtex):
+    return linear_jtex
 
 
 @pytest.fixture(scope="module")
