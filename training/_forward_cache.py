@@ -6,8 +6,13 @@ would be costly to repeat (tanh activations, the exact ELBO's residuals)
 stores what its gradient needs with :func:`put`; the vjp maker takes it with
 :func:`take`, which gives it only if it belongs to that same output (else
 None: recompute). Thread-local, and holds one entry at a time.
+
+:func:`first_order_only` is the guard of the hand-written gradients that
+cannot be differentiated again.
 """
 import threading
+
+from autograd.tracer import isbox
 
 _last = threading.local()
 
@@ -22,3 +27,9 @@ def take(ans):
     entry = getattr(_last, "entry", None)
     _last.entry = None
     return entry[1] if entry is not None and entry[0] is ans else None
+
+
+def first_order_only(what, g, args, instead="second derivatives through it are not implemented"):
+    """Raise NotImplementedError if an outer trace differentiates this gradient (``g`` or ``args`` boxed)."""
+    if isbox(g) or any(isbox(a) for a in args):
+        raise NotImplementedError(f"{what}'s hand-written gradient is first order only: {instead}")

@@ -51,12 +51,6 @@ def _exact_neg_elbo_forward(W, psi, mu, logvar, x, beta, keep=True):
 _exact_neg_elbo = primitive(_exact_neg_elbo_forward)
 
 
-def _first_order_only(g, args):
-    if isbox(g) or any(isbox(a) for a in args):
-        raise NotImplementedError("the exact ELBO's hand-written gradient is first order only: "
-                                  "second derivatives through it are not implemented")
-
-
 def _exact_neg_elbo_vjp(argnums, ans, args, kwargs):
     W, psi, mu, logvar, x, beta = args
     N = mu.shape[1]
@@ -66,7 +60,7 @@ def _exact_neg_elbo_vjp(argnums, ans, args, kwargs):
     b = np.reshape(beta, (-1, 1, 1)) if np.ndim(beta) else beta
 
     def vjp(g):
-        _first_order_only(g, args)
+        _forward_cache.first_order_only("the exact ELBO", g, args)
         g = np.asarray(g)[:, None, None] / N
         grads = {}
         if 0 in argnums:

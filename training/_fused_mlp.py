@@ -192,6 +192,13 @@ _fused = primitive(_fused_forward)
 defvjp_argnums(_fused, _fused_vjp)
 
 
+def check_activations(n_hidden, activations):
+    """One activation name per hidden layer, or a ValueError."""
+    if len(activations) != n_hidden:
+        raise ValueError(f"activations must name one activation per hidden layer "
+                         f"({n_hidden}), got {len(activations)}")
+
+
 def fused_mlp(x, layers, activations):
     """An MLP as one autograd primitive: ``layers`` [{"W", "b"}, ...], one activation per hidden layer.
 
@@ -214,9 +221,7 @@ def fused_mlp(x, layers, activations):
     >>> bool(np.allclose(out, mlp_reference(params, x, ["tanh"])))
     True
     """
-    if len(activations) != len(layers) - 1:
-        raise ValueError(f"activations must name one activation per hidden layer "
-                         f"({len(layers) - 1}), got {len(activations)}")
+    check_activations(len(layers) - 1, activations)
     wb = [a for layer in layers for a in (layer["W"], layer["b"])]
     R = np.shape(wb[0])[0]
     if np.ndim(x) not in (2, 3) or (np.ndim(x) == 3 and np.shape(x)[0] != R):

@@ -160,20 +160,16 @@ def _henze_zirkler(Z):
 
 
 def _henze_zirkler_vjp(ans, Z):
-    if isbox(Z):    # an outer trace differentiates this gradient
-        raise NotImplementedError("the Henze-Zirkler statistic's hand-written gradient is first order "
-                                  "only: differentiate henze_zirkler_reference for second derivatives")
-    parts = _forward_cache.take(ans) or _hz_parts(Z)[1]
-    Y, X, E, e, b2, c, n, p = parts
-    w = -(b2 / n) * E.sum(axis=-1) + 2.0 * (1.0 + b2) ** (-p / 2.0) * c * e     # diagonal of Gamma
-    GX = (b2 / n) * (E @ X) + w[..., None] * X                                   # Gamma X
-    gY = 2.0 * GX - (2.0 / n) * Y @ (_swap(X) @ GX)
-    gZ = gY - gY.mean(axis=-2, keepdims=True)
+    saved = _forward_cache.take(ans)
 
     def vjp(g):
-        if isbox(g):
-            raise NotImplementedError("the Henze-Zirkler statistic's hand-written gradient is first order "
-                                      "only: differentiate henze_zirkler_reference for second derivatives")
+        _forward_cache.first_order_only("the Henze-Zirkler statistic", g, (Z,),
+                                        "differentiate henze_zirkler_reference for second derivatives")
+        Y, X, E, e, b2, c, n, p = saved or _hz_parts(Z)[1]
+        w = -(b2 / n) * E.sum(axis=-1) + 2.0 * (1.0 + b2) ** (-p / 2.0) * c * e     # diagonal of Gamma
+        GX = (b2 / n) * (E @ X) + w[..., None] * X                                   # Gamma X
+        gY = 2.0 * GX - (2.0 / n) * Y @ (_swap(X) @ GX)
+        gZ = gY - gY.mean(axis=-2, keepdims=True)
         return np.asarray(g)[..., None, None] * gZ
     return vjp
 

@@ -19,7 +19,7 @@ from autograd.tracer import getval
 
 from analysis import checks
 
-from .engine import progress_bar
+from .engine import progress_bar, select_restart
 from .evaluate import log_likelihood_is, reference_log_likelihood
 from .hz import henze_zirkler
 from .models import Encoder
@@ -359,4 +359,4 @@ class LiBI(BaseTrainer):
         self.best_epoch_ = None
         self.diverged_ = diverged
         self.history_ = history
-        return self._keep_selected(best, -best_ll, diverged, "LiBI restarts diverged")
+        return self._keep_selected(best, select_restart(-best_ll, diverged, "LiBI restarts diverged"))

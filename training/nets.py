@@ -15,7 +15,7 @@ import numpy as np
 from autograd.extend import defvjp, primitive
 from autograd.tracer import getval
 
-from ._fused_mlp import FUSED_DERIVATIVES, affine, fused_mlp
+from ._fused_mlp import FUSED_DERIVATIVES, affine, check_activations, fused_mlp
 
 
 @primitive
@@ -71,9 +71,7 @@ def dense(layer, x):
 
 def hidden_layers(layers, x, activations, affine_map=dense):
     """The hidden layers one by one: ``h_l = act_l(affine_map(layer_l, h_{l-1}))``, ``h_0 = x``."""
-    if len(activations) != len(layers):
-        raise ValueError(f"activations must name one activation per hidden layer "
-                         f"({len(layers)}), got {len(activations)}")
+    check_activations(len(layers), activations)
     h = x
     for layer, act in zip(layers, activations):
         h = ACTIVATIONS[act](affine_map(layer, h))

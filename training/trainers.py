@@ -28,7 +28,6 @@ from .engine import (
     fixed_noise,
     progress_bar,
     restart_streams,
-    select_restart,
 )
 from .objectives import neg_elbo
 from .optim import adam
@@ -187,11 +186,11 @@ class BaseTrainer:
         self.epochs_run_ = run.epochs_run.copy()
         self.converged_ = run.stopped & ~run.diverged
         self.history_ = run.history()
-        return self._keep_selected(run.best, run.best_value, run.diverged, "restarts diverged or never validated")
+        return self._keep_selected(run.best, run.selected_restart())
 
-    def _keep_selected(self, per_restart, objective, diverged, failure):
-        """``best_restart_`` and its parameters (leading axis 1) as ``theta_``, ``phi_``, ...; returns self."""
-        self.best_restart_ = select_restart(objective, diverged, failure)
+    def _keep_selected(self, per_restart, restart):
+        """``restart`` as ``best_restart_``, its parameters (leading axis 1) as ``theta_``, ``phi_``, ...; returns self."""
+        self.best_restart_ = restart
         for name, value in tree_take(per_restart, np.array([self.best_restart_])).items():
             setattr(self, name + "_", value)
         return self
