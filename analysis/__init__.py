@@ -7,13 +7,12 @@ noise) and ``analysis.testing`` asserts a user's trained model against it.
 The ground truth of the paper's LinearJTEx example (docs/theory.md (T.19)) is exported as
 ``JTEX_A``, ``JTEX_B`` (the diagonal of B) and ``JTEX_SIGMA2``.
 """
-import numpy as np
 
-from .gaussian import LinearGaussian
-from .landscape import VAEOptimum, jtex_b_landscape, jtex_vae_optimum
-from .linear_vae import (fixed_noise_mle, linear_vae_objective, linear_vae_optimum, mean_field_rotation,
-                         ppca_mle)
 from . import joint_map, testing
+from .gaussian import LinearGaussian
+from .landscape import JTEX_A, JTEX_B, JTEX_SIGMA2, jtex_b_landscape, jtex_vae_optimum
+from .linear_vae import (VAEOptimum, fixed_noise_mle, linear_vae_objective, linear_vae_optimum,
+                         mean_field_rotation, ppca_mle)
 
 
 def __getattr__(name):
@@ -23,9 +22,6 @@ def __getattr__(name):
         return importlib.import_module(".symbolic", __name__)
     raise AttributeError(f"module 'analysis' has no attribute {name!r}")
 
-JTEX_A = np.array([[0.75, 0.25], [1.5, -1.0]])
-JTEX_B = np.array([0.006, 0.006])
-JTEX_SIGMA2 = 0.01
 
 __all__ = ["LinearGaussian", "VAEOptimum", "jtex_b_landscape", "jtex_vae_optimum", "symbolic", "joint_map",
            "linear_vae_optimum", "linear_vae_objective", "mean_field_rotation", "ppca_mle", "fixed_noise_mle",

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.image import imsave
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.image import imsave
 
 from . import checks
 from .gaussian import LinearGaussian
-from .landscape import jtex_b_landscape, jtex_vae_optimum
+from .landscape import JTEX_A, JTEX_B, JTEX_SIGMA2, jtex_b_landscape, jtex_vae_optimum
 
 __all__ = ["figure1", "paper_numbers", "ellipse", "landscape_figure", "univariate_figure", "MAX_GRID",
            "MAX_THETA_GRID"]
@@ -111,7 +111,6 @@ def paper_numbers(restarts=20, seed=0):
 
 @lru_cache(maxsize=8)
 def _paper_numbers(restarts, seed):
-    from . import JTEX_A, JTEX_B, JTEX_SIGMA2
     A, b, sigma2 = JTEX_A, JTEX_B, JTEX_SIGMA2
     S = A @ A.T + sigma2 * np.eye(2)
     truth = LinearGaussian.jtex(A, b, sigma2)
@@ -245,7 +244,6 @@ def figure1(out_dir, grid=300, n_points=2000, seed=0):
     >>> round(summary["objective_optimum"], 3)  # doctest: +SKIP
     0.196
     """
-    from . import JTEX_A, JTEX_B, JTEX_SIGMA2
     grid = checks.integer("grid", grid, 2, MAX_GRID)
     n_points = checks.integer("n_points", n_points, 1)
     if isinstance(seed, np.random.Generator):

@@ -1,12 +1,17 @@
 """Exact landscapes and optima of the VAE objective for the JTEx family (docs/theory.md §4)."""
-from dataclasses import dataclass
-
 import numpy as np
 
-from . import checks, _optimize
+from . import _optimize, checks
 from .gaussian import LinearGaussian
+from .linear_vae import VAEOptimum, fixed_noise_mle, mean_field_rotation
 
-__all__ = ["jtex_b_landscape", "jtex_vae_optimum", "VAEOptimum"]
+__all__ = ["jtex_b_landscape", "jtex_vae_optimum", "JTEX_A", "JTEX_B", "JTEX_SIGMA2"]
+
+#: The ground truth of the paper's LinearJTEx example (docs/theory.md (T.19)):
+#: A, the diagonal of B, and sigma2.
+JTEX_A = np.array([[0.75, 0.25], [1.5, -1.0]])
+JTEX_B = np.array([0.006, 0.006])
+JTEX_SIGMA2 = 0.01
 
 
 #: sigma2 in [SIGMA2_MIN, SIGMA2_MAX], entries of A at most MAX_A * sqrt(sigma2), the data
@@ -108,7 +113,7 @@ def jtex_b_landscape(A, sigma2, b1, b2, data_cov=None):
     b2 = _b_values("b2", b2, sigma2).ravel()
     _check_pd(A, b1, b2, "b1, b2")
     S = A @ A.T + sigma2 * np.eye(2) if data_cov is None else _check_data_cov(_data_cov(data_cov), sigma2)
-    from .compiled import jtex_functions      # sympy loads on first use only
+    from .compiled import jtex_functions  # sympy loads on first use only
     f = jtex_functions()
     B1, B2 = b1[:, None], b2[None, :]
     model = (*A.ravel(), B1, B2, sigma2)
@@ -122,65 +127,6 @@ def jtex_b_landscape(A, sigma2, b1, b2, data_cov=None):
     out["argmin"] = (int(i), int(j))
     out["optimum"] = (float(b1[i]), float(b2[j]))
     return out
-
-
-@dataclass(frozen=True)
-class VAEOptimum:
-    """The global minimum of the exact VAE objective (``jtex_vae_optimum``, ``linear_vae_optimum``).
-
-    Attributes
-    ----------
-    A : ndarray (2, 2) or None
-        JTEx only: a minimizer, lower triangular (L depends on A only through
-        A A^T). None for ``linear_vae_optimum``.
-    objective, mle_term, mean_field_kl : float
-        The minimum and its two terms: KL[N(0, S) || p_theta(x)] and the best
-        mean-field KL to the posterior.
-    minima : ndarray (starts,)
-        The local minimum reached from every start, sorted.
-    n_agree : int
-        How many starts reached the global value (within 1e-8).
-    W : ndarray (D, K)
-        The optimum's loading matrix (JTEx: chol(A A^T + diag b)).
-    noise_cov : ndarray (D, D)
-        The optimum's noise covariance Psi (JTEx: sigma2 I - diag b).
-    rotation : ndarray (K, K)
-        The orthogonal R (:func:`analysis.mean_field_rotation`) that makes
-        the posterior precision of ``W @ R`` diagonal: ``W @ R`` has the same
-        p(x) and a mean-field KL of 0. For a free W it is the identity up to
-        signs (the optimum is already rotated); for JTEx ``W @ R`` is not
-        lower triangular, so the family cannot use it, and the mean-field KL
-        is what the VAE pays for that.
-    mle_term_at_mle : float
-        The smallest MLE term the family reaches (at its maximum-likelihood
-        solution). ``objective - mle_term_at_mle`` is the bias the mean-field
-        posterior causes: 0 for a free W, 0.196 for JTEx at the paper's truth.
-    noise : str
-        ``"jtex"``, ``"fixed"``, ``"isotropic"`` or ``"diagonal"``.
-    """
-    A: np.ndarray
-    objective: float
-    mle_term: float
-    mean_field_kl: float
-    minima: np.ndarray
-    n_agree: int
-    W: np.ndarray = None
-    noise_cov: np.ndarray = None
-    rotation: np.ndarray = None
-    mle_term_at_mle: float = None
-    noise: str = None
-
-    @property
-    def AAt(self):
-        """A A^T (JTEx results only)."""
-        if self.A is None:
-            raise AttributeError("AAt is defined for JTEx results only; use W @ W.T")
-        return self.A @ self.A.T
-
-    @property
-    def model(self):
-        """The optimum as a :class:`analysis.LinearGaussian`."""
-        return LinearGaussian(self.W, self.noise_cov)
 
 
 def _tril(p):
@@ -234,7 +180,7 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
     restarts = checks.integer("restarts", restarts, 1)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
         checks.integer("seed", seed, 0))
-    from .compiled import jtex_functions      # sympy loads on first use only
+    from .compiled import jtex_functions  # sympy loads on first use only
     f = jtex_functions()
     fixed = (b[0], b[1], sigma2, S[0, 0], S[0, 1], S[1, 1])
 
@@ -259,7 +205,6 @@ def jtex_vae_optimum(data_cov, b, sigma2, restarts=20, seed=0):
                          f"sigma2={sigma2:g}")
     best = min(results, key=lambda r: r.fun)
     minima, n_agree = _optimize.agreement([r.fun for r in results], best.fun)
-    from .linear_vae import fixed_noise_mle, mean_field_rotation
     A = _tril(best.x)
     model = LinearGaussian.jtex(A, b, sigma2)
     return VAEOptimum(A=A, objective=float(best.fun), mle_term=float(model.mle_term(S)),

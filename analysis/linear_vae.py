@@ -21,16 +21,77 @@ after whitening by Psi^-1/2; with Psi = sigma2 I learned it is probabilistic
 PCA (Tipping & Bishop 1999). Diagonal Psi (factor analysis) has none and is
 searched numerically.
 """
+from dataclasses import dataclass
+
 import numpy as np
 
-from . import checks, _optimize
+from . import _optimize, checks
 from .gaussian import LinearGaussian
-from .landscape import VAEOptimum
 
-__all__ = ["linear_vae_optimum", "mean_field_rotation", "ppca_mle", "fixed_noise_mle",
+__all__ = ["VAEOptimum", "linear_vae_optimum", "mean_field_rotation", "ppca_mle", "fixed_noise_mle",
            "linear_vae_objective"]
 
 NOISE_KINDS = ("isotropic", "diagonal")
+
+
+
+@dataclass(frozen=True)
+class VAEOptimum:
+    """The global minimum of the exact VAE objective (``jtex_vae_optimum``, ``linear_vae_optimum``).
+
+    Attributes
+    ----------
+    A : ndarray (2, 2) or None
+        JTEx only: a minimizer, lower triangular (L depends on A only through
+        A A^T). None for ``linear_vae_optimum``.
+    objective, mle_term, mean_field_kl : float
+        The minimum and its two terms: KL[N(0, S) || p_theta(x)] and the best
+        mean-field KL to the posterior.
+    minima : ndarray (starts,)
+        The local minimum reached from every start, sorted.
+    n_agree : int
+        How many starts reached the global value (within 1e-8).
+    W : ndarray (D, K)
+        The optimum's loading matrix (JTEx: chol(A A^T + diag b)).
+    noise_cov : ndarray (D, D)
+        The optimum's noise covariance Psi (JTEx: sigma2 I - diag b).
+    rotation : ndarray (K, K)
+        The orthogonal R (:func:`analysis.mean_field_rotation`) that makes
+        the posterior precision of ``W @ R`` diagonal: ``W @ R`` has the same
+        p(x) and a mean-field KL of 0. For a free W it is the identity up to
+        signs (the optimum is already rotated); for JTEx ``W @ R`` is not
+        lower triangular, so the family cannot use it, and the mean-field KL
+        is what the VAE pays for that.
+    mle_term_at_mle : float
+        The smallest MLE term the family reaches (at its maximum-likelihood
+        solution). ``objective - mle_term_at_mle`` is the bias the mean-field
+        posterior causes: 0 for a free W, 0.196 for JTEx at the paper's truth.
+    noise : str
+        ``"jtex"``, ``"fixed"``, ``"isotropic"`` or ``"diagonal"``.
+    """
+    A: np.ndarray
+    objective: float
+    mle_term: float
+    mean_field_kl: float
+    minima: np.ndarray
+    n_agree: int
+    W: np.ndarray = None
+    noise_cov: np.ndarray = None
+    rotation: np.ndarray = None
+    mle_term_at_mle: float = None
+    noise: str = None
+
+    @property
+    def AAt(self):
+        """A A^T (JTEx results only)."""
+        if self.A is None:
+            raise AttributeError("AAt is defined for JTEx results only; use W @ W.T")
+        return self.A @ self.A.T
+
+    @property
+    def model(self):
+        """The optimum as a :class:`analysis.LinearGaussian`."""
+        return LinearGaussian(self.W, self.noise_cov)
 
 
 def _data_cov(data_cov):

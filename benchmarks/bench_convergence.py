@@ -31,9 +31,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from training.datasets import load_dataset                      # noqa: E402
-from training.experiment import make_trainer                     # noqa: E402
-from training.quadrature import log_likelihood_quadrature        # noqa: E402
-from training.sweep import expand_units, load_profile            # noqa: E402
+from training.experiments.unit import make_trainer
+from training.evaluate.quadrature import log_likelihood_quadrature
+from training.experiments.config import expand_units, load_profile
 
 DATASETS = ["linear_jtex", "cubic_jtex", "gaussian", "mobius"]
 

@@ -25,8 +25,8 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from training.datasets import load_dataset                      # noqa: E402
-from training.experiment import evaluate_model, make_trainer     # noqa: E402
-from training.sweep import expand_units, load_profile            # noqa: E402
+from training.experiments.unit import evaluate_model, make_trainer
+from training.experiments.config import expand_units, load_profile
 
 
 def seconds_per_epoch(dataset, method, settings, restarts, epochs):

@@ -52,7 +52,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.datasets import load_dataset  # noqa: E402
-from training.engine import restart_streams  # noqa: E402
+from training.trainers.engine import restart_streams
 from training.evaluate import log_likelihood_is, smooth_knn  # noqa: E402
 from training.trainers import VAE, BetaVAE, fit_batched  # noqa: E402
 
@@ -133,10 +133,10 @@ def bench_settings(data, betas, restarts, epochs, repeats):
 
 def bench_libi_step1(data, restarts, epochs, repeats):
     """LiBI Step 1 (penalized joint fit of theta and varphi, Eq. 44): per restart-epoch us."""
-    from training.engine import BatchedRun
-    from training.libi import LiBI
+    from training.trainers.engine import BatchedRun
+    from training.trainers.libi import LiBI
     from training.models import Encoder
-    from training.optim import adam
+    from training.core.optim import adam
     rows = {}
     for R in restarts:
         libi = LiBI(epochs=epochs, restarts=R, seed=0)

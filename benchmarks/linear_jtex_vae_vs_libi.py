@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from analysis import JTEX_A, JTEX_B, JTEX_SIGMA2, LinearGaussian, jtex_vae_optimum  # noqa: E402
 from training.datasets import load_dataset                                      # noqa: E402
 from training.evaluate import exact_log_likelihood                              # noqa: E402
-from training.libi import LiBI                                                  # noqa: E402
+from training.trainers.libi import LiBI
 from training.trainers import VAE                                               # noqa: E402
 
 TRUE_S = JTEX_A @ JTEX_A.T + JTEX_SIGMA2 * np.eye(2)

@@ -1,7 +1,12 @@
 """Training: the paper's data sets, the autograd VAE family and LiBI, evaluation and experiments.
 
-The public names live here; modules whose names start with an underscore
-are speed internals (fused primitives, flat parameter matrices) with a
+The public names live here. The subpackages are layers, each importing
+only those below it: ``core`` (trees, flat parameters, Adam), ``models``
+(likelihoods, encoders, networks, the ELBO), ``datasets``, ``evaluate``
+(log-likelihoods, the codes, k-NN and HZ tests), ``trainers`` (the batched
+loop, the VAE family, lagging, LiBI) and ``experiments`` (one unit, the
+configuration, the results store, the sweep, Table 1, figures, the CLI).
+Modules whose names start with an underscore are speed internals with a
 readable reference beside each (see ``docs/theory.md``).
 
 Examples
@@ -19,27 +24,14 @@ Examples
 True
 """
 from .datasets import DATASETS, Dataset, load_dataset
-from .engine import AllRestartsDiverged
-from .evaluate import (
-    aggregated_posterior,
-    exact_log_likelihood,
-    held_out_log_likelihood,
-    log_likelihood_is,
-    log_likelihood_quadrature,
-    mutual_information_estimate,
-    posterior_mean_is,
-    reference_log_likelihood,
-    smooth_knn,
-)
-from .experiment import METHODS, fit_and_evaluate
-from .hz import henze_zirkler, henze_zirkler_pvalue
-from .knn import smooth_knn_test
-from .lagging import LaggingVAE
-from .libi import LiBI, MutualInformationConstraint
-from .models import Encoder
-from .objectives import kl_to_prior, neg_elbo
-from .sweep import load_profile, load_records, run_sweep
-from .trainers import VAE, AnnealedBetaVAE, BaseTrainer, BetaVAE, InferenceOnly, fit_batched
+from .evaluate import (aggregated_posterior, exact_log_likelihood, held_out_log_likelihood, henze_zirkler,
+                       henze_zirkler_pvalue, log_likelihood_is, log_likelihood_quadrature,
+                       mutual_information_estimate, posterior_mean_is, reference_log_likelihood, smooth_knn,
+                       smooth_knn_test)
+from .experiments import METHODS, fit_and_evaluate, load_profile, load_records, run_sweep
+from .models import Encoder, kl_to_prior, neg_elbo
+from .trainers import (VAE, AllRestartsDiverged, AnnealedBetaVAE, BaseTrainer, BetaVAE, InferenceOnly, LaggingVAE,
+                       LiBI, MutualInformationConstraint, fit_batched)
 
 __all__ = [
     # data

@@ -15,14 +15,14 @@ def _seed_check_grads():
 @pytest.fixture
 def vae_units_fail(monkeypatch):
     """Every ``vae`` unit of a sweep raises at run time; the other methods fit as usual."""
-    from training import experiment
-    real = experiment.fit_and_evaluate
+    from training.experiments import sweep
+    real = sweep.fit_and_evaluate
 
     def flaky(dataset, seed, method, settings, **kw):
         if method == "vae":
             raise RuntimeError("vae broke")
         return real(dataset, seed, method, settings, **kw)
-    monkeypatch.setattr(experiment, "fit_and_evaluate", flaky)
+    monkeypatch.setattr(sweep, "fit_and_evaluate", flaky)
 
 
 @pytest.fixture(scope="session")

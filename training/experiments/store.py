@@ -1,0 +1,244 @@
+"""The results directory: JSON records written atomically, one driver's lock, which files are ours.
+
+A record is named ``<data set>-s<seed>-<method>-<10 hex digits>.json``
+(:func:`training.experiments.config.expand_units`); ``config.json`` holds the
+configuration and its fingerprint; ``table1.md`` and ``table1.csv`` are the
+table. Nothing else in the directory is touched.
+
+* Records: strict JSON (non-finite numbers become null), written through a
+  temporary file and a rename, so a reader or a rerun after a kill sees the
+  old file or the whole new one.
+* One driver per directory: an exclusive lock on ``DIR/.lock`` for as long
+  as a sweep runs. The operating system drops it when its holder exits, even
+  by SIGKILL, so a killed driver leaves no stale lock. POSIX (fcntl) only;
+  elsewhere no lock is taken.
+"""
+import glob
+import json
+import math
+import os
+import re
+import tempfile
+
+import numpy as np
+
+from .config import check_structure, is_number
+
+try:
+    import fcntl
+except ImportError:     # not POSIX: run unlocked
+    fcntl = None
+
+
+# ---- records: atomic, strict JSON -----------------------------------------
+
+def json_safe(obj):
+    """A copy of ``obj`` with numpy scalars/arrays as Python values and NaN/inf as None."""
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def _umask():
+    mask = os.umask(0o022)      # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask
+
+
+#: mkstemp makes 0600 files; records get the mode any file of the user's gets.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def write_json_atomic(path, record):
+    """Write ``record`` to ``path`` through a temporary file and a rename.
+
+    A reader (or a rerun after a kill) sees the old file or the whole new
+    one, never a partial write.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")   # PARTIAL_WRITES
+    try:
+        os.chmod(tmp, FILE_MODE)
+        with os.fdopen(fd, "w") as f:
+            json.dump(json_safe(record), f, indent=1, allow_nan=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+# ---- one driver per results directory --------------------------------------
+
+LOCK_FILE = ".lock"
+
+
+class ResultsLocked(ValueError):
+    """Another driver holds the results directory."""
+
+
+class DirectoryLock:
+    """``with DirectoryLock(folder):`` holds ``folder``'s lock, or raises :class:`ResultsLocked`."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self.path = os.path.join(folder, LOCK_FILE)
+        self._fd = None
+
+    def acquire(self):
+        if fcntl is None:
+            return self
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise ResultsLocked(f"another sweep (pid {holder}) is running on {self.folder}: wait for it "
+                                "to finish (rerun then to resume), or use another --out") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            os.close(self._fd)      # closing drops the lock; the file stays, harmless
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+# ---- which files are ours, and whether a record is sound ---------------------
+
+CONFIG_FILE = "config.json"
+#: The temporary files of :func:`write_json_atomic` (left behind only by a kill).
+PARTIAL_WRITES = ".tmp-*.json"
+TABLE_FILES = ("table1.md", "table1.csv")
+RECORD_NAME = re.compile(r"^[a-z_]+-s\d+-[a-z_]+-[0-9a-f]{10}\.json(\.corrupt)?$")
+STATUSES = ("ok", "diverged", "failed")
+
+
+class ResultsConfigError(ValueError):
+    """config.json is missing, unreadable or not a configuration."""
+
+    def __init__(self, message, missing=False):
+        super().__init__(message)
+        self.missing = missing
+
+
+def record_files(out_dir, corrupt=False):
+    """Paths of the record files in ``out_dir`` (with ``corrupt``: the set-aside ones too)."""
+    names = sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else []
+    return [os.path.join(out_dir, n) for n in names
+            if RECORD_NAME.match(n) and (corrupt or not n.endswith(".corrupt"))]
+
+
+#: Metrics that are lists of objects of numbers (diagnostics), not numbers.
+LIST_METRICS = frozenset({"test_ll_is_worst"})
+
+
+def _number_table(value):
+    return isinstance(value, list) and all(
+        isinstance(row, dict) and all(v is None or is_number(v) for v in row.values()) for row in value)
+
+
+def record_problem(record):
+    """Why ``record`` (parsed JSON) is not a sound record, or None."""
+    if record["status"] not in STATUSES:
+        return f"unknown status {record['status']!r}"
+    if not isinstance(record.get("grid_point", {}), dict):
+        return "grid_point is not an object"
+    if record["status"] == "ok":
+        metrics = record.get("metrics")
+        if not isinstance(metrics, dict):
+            return "metrics is not an object"
+        if "test_ll_is" not in metrics:
+            return "metrics lack test_ll_is"
+        for key, value in metrics.items():
+            if key in LIST_METRICS:
+                if value is not None and not _number_table(value):
+                    return f"metric {key} is not a list of objects of numbers ({type(value).__name__})"
+            elif value is not None and not is_number(value):
+                return f"metric {key} is not a number ({type(value).__name__} {value!r})"
+    return None
+
+
+def read_results_config(out_dir):
+    """(fingerprint, configuration) from ``out_dir``'s config.json, or :class:`ResultsConfigError`."""
+    path = os.path.join(out_dir, CONFIG_FILE)
+    if not os.path.isdir(out_dir):
+        raise ResultsConfigError(f"{out_dir} is not a directory", missing=True)
+    if not os.path.exists(path):
+        raise ResultsConfigError(f"{out_dir} holds no {CONFIG_FILE}: not a table1 results directory",
+                                 missing=True)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ResultsConfigError(f"{path} is unreadable ({type(err).__name__}: {err}; truncated?)") from None
+    if (not isinstance(saved, dict) or not isinstance(saved.get("fingerprint"), str)
+            or "config" not in saved):
+        raise ResultsConfigError(f"{path} is not a results configuration (expected an object with "
+                                 "'fingerprint' and 'config')")
+    try:
+        check_structure(saved["config"])
+    except ValueError as err:
+        raise ResultsConfigError(f"{path}: its config is invalid: {err}") from None
+    return saved["fingerprint"], saved["config"]
+
+
+def record_fingerprints(out_dir):
+    """{path: config_fingerprint} of the readable records in ``out_dir``."""
+    out = {}
+    for path in record_files(out_dir):
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            out[path] = record["config_fingerprint"]
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return out
+
+
+def clear_results(out_dir):
+    """--fresh: delete the project's own files in ``out_dir`` (records, config.json, the table).
+
+    Returns the deleted paths. Other files are kept; so is a config.json
+    that is not one of ours.
+    """
+    doomed = record_files(out_dir, corrupt=True)
+    doomed += [p for p in (os.path.join(out_dir, n) for n in TABLE_FILES) if os.path.isfile(p)]
+    try:
+        read_results_config(out_dir)
+        doomed.append(os.path.join(out_dir, CONFIG_FILE))
+    except ResultsConfigError:
+        pass
+    for path in doomed:
+        os.remove(path)
+    return doomed + remove_partial_writes(out_dir)
+
+
+def remove_partial_writes(out_dir):
+    """Delete the temporary files of writes cut short by a kill (:func:`write_json_atomic`); returns their paths."""
+    doomed = glob.glob(os.path.join(out_dir, PARTIAL_WRITES))
+    for path in doomed:
+        os.remove(path)
+    return doomed

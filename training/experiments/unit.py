@@ -1,0 +1,266 @@
+"""One experiment unit: draw a data set, fit a method, evaluate it, return a JSON-ready record.
+
+:func:`fit_and_evaluate` does this for one setting; :func:`fit_and_evaluate_batched`
+for several settings of one batchable method (:func:`batch_key`) on the same
+data set, fitted together by :func:`training.trainers.fit_batched`. Both build
+their records with the same code, so a setting's record does not depend on
+the path that fitted it (up to the timing fields).
+"""
+import json
+import platform
+import time
+
+import numpy as np
+
+from analysis import checks
+
+from ..core.trees import tree_to_lists
+from ..datasets.synthetic import DATASETS, load_dataset
+from ..evaluate.knn import smooth_knn
+from ..evaluate.likelihood import held_out_log_likelihood, reference_log_likelihood
+from ..evaluate.posterior import aggregated_posterior
+from ..trainers.engine import AllRestartsDiverged
+from ..trainers.lagging import LaggingVAE
+from ..trainers.libi import LiBI
+from ..trainers.vae import BATCH_SHARED, BATCHABLE, VAE, AnnealedBetaVAE, BetaVAE, fit_batched
+
+METHODS = {"vae": VAE, "beta_vae": BetaVAE, "annealed_beta_vae": AnnealedBetaVAE,
+           "lagging": LaggingVAE, "libi": LiBI}
+
+
+def make_trainer(method, **settings):
+    """The trainer of ``method`` with ``settings`` (constructor keywords).
+
+    Examples
+    --------
+    >>> make_trainer("beta_vae", beta=2.0, epochs=10)
+    BetaVAE(beta=2.0, epochs=10, restarts=10, lr=0.01, elbo='auto', mc_samples=1, val_mc_samples=16, eval_every=10, seed=0, progress=False, patience=None, tol=0.0)
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}, got {method!r}")
+    try:
+        return METHODS[method](**settings)
+    except TypeError as err:
+        raise TypeError(f"bad settings for method {method!r}: {err}") from None
+
+
+def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
+    """Test metrics of a fitted trainer's selected model (docs/theory.md §7).
+
+    Returns
+    -------
+    dict
+        ``test_ll_is`` (the paper's importance-sampled estimator) with its
+        standard error and diagnostics (``test_ll_is_ess_mean``,
+        ``test_ll_is_ess_min``, ``test_ll_is_worst``: the points where IS
+        falls furthest below the reference); ``test_ll_quadrature`` (latent
+        dimension <= 2) with ``test_ll_quadrature_error`` (largest per-point
+        error estimate) and ``test_ll_quadrature_unconverged``;
+        ``test_ll_exact`` (linear models); ``test_ll_truth``, the true
+        model's own test log-likelihood (exact or quadrature; the ceiling);
+        ``smooth_knn`` mean and std; the aggregated posterior's
+        ``agg_kl_to_prior`` and ``agg_max_abs_corr``; evaluation time.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    t0 = time.perf_counter()
+    lik, enc = data.likelihood, data.encoder
+    ll = held_out_log_likelihood(lik, trainer.theta_, enc, trainer.phi_, data.test, rng, samples=is_samples)
+
+    def first(key, cast=float):
+        return None if ll[key] is None else cast(ll[key][0])
+
+    out = {"test_ll_is": first("is"), "test_ll_is_se": first("is_se"),
+           "test_ll_is_ess_mean": first("is_ess_mean"), "test_ll_is_ess_min": first("is_ess_min"),
+           "test_ll_is_worst": None if ll["worst"] is None else ll["worst"][0],
+           "test_ll_exact": first("exact"), "test_ll_quadrature": first("quadrature"),
+           "test_ll_quadrature_error": first("quadrature_error"),
+           "test_ll_quadrature_unconverged": first("quadrature_unconverged", int),
+           "test_ll_truth": truth_log_likelihood(data)}
+    if knn_repeats:
+        knn = smooth_knn(data, trainer.theta_, rng, repeats=knn_repeats)
+        out.update(smooth_knn=float(knn.mean), smooth_knn_std=float(knn.std))
+    agg = aggregated_posterior(enc, trainer.phi_, data.test)
+    out.update(agg_kl_to_prior=float(agg["kl_to_prior"][0]),
+               agg_max_abs_corr=float(agg["max_abs_corr"][0]),
+               eval_seconds=time.perf_counter() - t0)
+    return out
+
+
+def truth_log_likelihood(data):
+    """The true model's test log-likelihood per point (exact, or by quadrature); None if unknown."""
+    ll = None if data.truth is None else reference_log_likelihood(data.likelihood, data.truth, data.test)
+    return None if ll is None else float(ll.mean())
+
+
+def versions():
+    import autograd
+    import scipy
+    import sympy
+    return {"python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "sympy": sympy.__version__,
+            "autograd": getattr(autograd, "__version__", "unknown")}
+
+
+def batch_varying_settings(method):
+    """The settings that may differ between units of ``method`` fitted as one batch.
+
+    Those of :func:`training.trainers.fit_batched` (every constructor
+    setting but the shared ones and ``progress``); empty when the method's
+    trainer cannot be batched.
+
+    Examples
+    --------
+    >>> sorted(batch_varying_settings("annealed_beta_vae"))
+    ['anneal_fraction', 'beta', 'lr', 'restarts', 'seed']
+    >>> batch_varying_settings("libi")
+    frozenset()
+    """
+    cls = METHODS.get(method)
+    if cls not in BATCHABLE:
+        return frozenset()
+    return frozenset(cls().get_params()) - set(BATCH_SHARED) - {"progress"}
+
+
+def batch_key(method, settings):
+    """A key equal for settings of ``method`` that can be fitted as one batch; None if never.
+
+    Settings may be batched when ``method``'s trainer is batchable and they
+    differ only in :func:`batch_varying_settings`.
+
+    Examples
+    --------
+    >>> batch_key("beta_vae", {"epochs": 10, "beta": 0.5}) == batch_key("beta_vae", {"epochs": 10, "beta": 2.0})
+    True
+    >>> batch_key("beta_vae", {"epochs": 10}) == batch_key("beta_vae", {"epochs": 20})
+    False
+    >>> batch_key("lagging", {"segments": 5}) is None
+    True
+    """
+    varying = batch_varying_settings(method)
+    if not varying:
+        return None
+    fixed = {k: v for k, v in (settings or {}).items() if k not in varying}
+    return method + ":" + json.dumps(fixed, sort_keys=True, default=repr)
+
+
+def _check_unit(dataset, seed):
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
+    return checks.integer("seed", seed, 0)
+
+
+def _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samples, knn_repeats,
+            shared_by=None):
+    """The record of a fitted ``trainer`` (see :func:`fit_and_evaluate`)."""
+    record = {"dataset": dataset, "seed": seed, "method": method, "settings": settings,
+              "metrics": evaluate_model(data, trainer, seed, is_samples, knn_repeats),
+              "selected": tree_to_lists({"theta": trainer.theta_, "phi": trainer.phi_,
+                                         **({"varphi": trainer.varphi_} if hasattr(trainer, "varphi_") else {})}),
+              "best_restart": trainer.best_restart_,
+              "val_objective": trainer.val_objective_,
+              "selected_val_objective": float(trainer.val_objective_[trainer.best_restart_]),
+              "diverged": trainer.diverged_,
+              "epochs_run": trainer.epochs_run_, "converged": trainer.converged_,
+              "selected_epochs_run": int(trainer.epochs_run_[trainer.best_restart_]),
+              "selected_converged": bool(trainer.converged_[trainer.best_restart_]),
+              "fit_seconds": fit_seconds, "versions": versions()}
+    if shared_by is not None:
+        record["fit_seconds_shared_by"] = shared_by
+    return record
+
+
+def fit_and_evaluate(dataset, seed, method, settings=None, is_samples=5000, knn_repeats=20000,
+                     progress=False):
+    """Draw ``dataset`` with ``seed``, fit ``method`` with ``settings``, evaluate.
+
+    Returns
+    -------
+    dict
+        A self-describing record: ``dataset``, ``seed``, ``method``,
+        ``settings``, ``metrics``, ``selected`` (theta and phi of the selected
+        restart), ``val_objective``, ``diverged`` (per restart),
+        ``fit_seconds``, ``versions``.
+    """
+    seed = _check_unit(dataset, seed)
+    settings = dict(settings or {})
+    trainer = make_trainer(method, **{"seed": seed, **settings, "progress": progress})
+    data = load_dataset(dataset, seed)
+    t0 = time.perf_counter()
+    trainer.fit(data)
+    fit_seconds = time.perf_counter() - t0
+    return _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samples, knn_repeats)
+
+
+def fit_and_evaluate_batched(dataset, seed, method, settings_list, is_samples=5000, knn_repeats=20000,
+                             progress=False):
+    """:func:`fit_and_evaluate` for several settings of ``method``, fitted as one batch.
+
+    The data set is drawn once; the trainers of the valid settings are fitted
+    together by :func:`training.trainers.fit_batched` and each is evaluated
+    with the same seeds as by :func:`fit_and_evaluate`, so each record equals
+    that of a separate ``fit_and_evaluate`` (up to floating-point rounding
+    when learning rates differ), except ``fit_seconds``: the batch's fit
+    time, shared by ``fit_seconds_shared_by`` settings.
+
+    Parameters
+    ----------
+    dataset : str
+    seed : int
+    method : str
+        A batchable method (:func:`batch_varying_settings` not empty).
+    settings_list : list of dict
+        Settings that differ only in :func:`batch_varying_settings`.
+    is_samples, knn_repeats, progress
+        As :func:`fit_and_evaluate`.
+
+    Returns
+    -------
+    list
+        One entry per setting, in order: its record, or the exception that
+        ended it: a ``TypeError`` or ``ValueError`` for an invalid setting
+        (the others are fitted without it),
+        :class:`training.trainers.engine.AllRestartsDiverged` when all its restarts
+        diverged, or an exception of its evaluation.
+
+    Raises
+    ------
+    ValueError
+        Unknown data set, a method that cannot be batched, or settings that
+        differ in more than the varying ones.
+    Exception
+        Whatever else the batched fit raised (it concerns every setting).
+    """
+    seed = _check_unit(dataset, seed)
+    if not batch_varying_settings(method):
+        raise ValueError(f"method {method!r} cannot be fitted batched; batchable: "
+                         f"{sorted(m for m in METHODS if batch_varying_settings(m))}")
+    settings_list = [dict(s or {}) for s in settings_list]
+    if len({batch_key(method, s) for s in settings_list}) > 1:
+        raise ValueError(f"settings of one batch may differ only in {sorted(batch_varying_settings(method))}")
+    data = load_dataset(dataset, seed)
+    outcomes = [None] * len(settings_list)
+    trainers = {}
+    for i, settings in enumerate(settings_list):
+        try:   # an invalid setting fails alone, as it would unbatched
+            trainer = make_trainer(method, **{"seed": seed, **settings, "progress": progress})
+            trainer._check_settings(data)
+            trainers[i] = trainer
+        except (TypeError, ValueError) as err:
+            outcomes[i] = err
+    order = list(trainers)
+    t0 = time.perf_counter()
+    if order:
+        try:
+            fit_batched([trainers[i] for i in order], data)
+        except AllRestartsDiverged as err:
+            for j in err.failed:
+                outcomes[order[j]] = err
+    fit_seconds = time.perf_counter() - t0
+    for i in order:
+        if outcomes[i] is None:
+            try:
+                outcomes[i] = _record(dataset, seed, method, settings_list[i], data, trainers[i], fit_seconds,
+                                      is_samples, knn_repeats, shared_by=len(order))
+            except Exception as err:   # this setting's evaluation: the others are fine
+                outcomes[i] = err
+    return outcomes

@@ -1,0 +1,17 @@
+"""Trainers: the batched epoch loop, the VAE family, lagging inference networks and LiBI.
+
+Each trainer's constructor stores its settings; ``fit(data)`` does the work
+and returns the trainer, whose learned values end in ``_`` (scikit-learn's
+convention). Restarts run side by side as one array program.
+
+* :mod:`.engine`: the batched loop (divergence, validation-best, the stopping rule).
+* :mod:`.vae`: ``VAE``, ``BetaVAE``, ``AnnealedBetaVAE``, ``InferenceOnly``, ``fit_batched``.
+* :mod:`.lagging`: ``LaggingVAE``; :mod:`.libi`: ``LiBI``.
+"""
+from .engine import AllRestartsDiverged
+from .lagging import LaggingVAE
+from .libi import LiBI, MutualInformationConstraint
+from .vae import VAE, AnnealedBetaVAE, BaseTrainer, BetaVAE, InferenceOnly, fit_batched
+
+__all__ = ["BaseTrainer", "VAE", "BetaVAE", "AnnealedBetaVAE", "LaggingVAE", "InferenceOnly", "LiBI",
+           "MutualInformationConstraint", "fit_batched", "AllRestartsDiverged"]
