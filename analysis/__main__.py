@@ -14,8 +14,9 @@ entry needs ``--A=-1,0;0,1``); ``python -m analysis univariate --sigma2 2
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from .figures import MAX_GRID, MAX_THETA_GRID
+from .figures import MAX_GRID, MAX_THETA_GRID, figure1, landscape_figure, paper_numbers, univariate_figure
 
 
 def _int_at_least(low):
@@ -141,7 +142,6 @@ def main(argv=None, out=None):
     out = sys.stdout if out is None else out
     parser = build_parser()
     args = parser.parse_args(argv)
-    from pathlib import Path
     if args.command in ("figure1", "landscape", "univariate"):
         target = Path(args.out)
         if target.exists() and not target.is_dir():
@@ -152,7 +152,6 @@ def main(argv=None, out=None):
     if args.command in ("landscape", "univariate"):
         return _own_model(parser, args, target, out)
     if args.command == "figure1":
-        from .figures import figure1
         try:
             summary = figure1(target, grid=args.grid, n_points=args.n_points, seed=args.seed)
         except OSError as err:
@@ -163,13 +162,11 @@ def main(argv=None, out=None):
             for path in summary["paths"].values():
                 out.write(f"  {path}\n")
     else:
-        from .figures import paper_numbers
         _print_numbers(paper_numbers(), args.json, out)
     return 0
 
 
 def _own_model(parser, args, target, out):
-    from .figures import landscape_figure, univariate_figure
     try:
         if args.command == "landscape":
             res = landscape_figure(args.A, args.sigma2, b=args.b, grid=args.grid)

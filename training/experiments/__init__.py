@@ -8,7 +8,8 @@
 * :mod:`.table`, :mod:`.figures`: Table 1 and Figures 2-5; :mod:`.cli`: ``python -m training``.
 """
 from .config import load_profile
-from .sweep import load_records, run_sweep
+from .store import load_records
+from .sweep import run_sweep
 from .unit import METHODS, fit_and_evaluate
 
 __all__ = ["METHODS", "fit_and_evaluate", "run_sweep", "load_profile", "load_records"]

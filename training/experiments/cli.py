@@ -11,10 +11,12 @@ from ..datasets import DATASETS
 from ..trainers import AllRestartsDiverged
 from . import table
 from .config import expand_units, load_profile, parse_assignment, set_option
-from .store import write_json_atomic
-from .sweep import load_records, run_sweep
+from .store import load_records, write_json_atomic
+from .sweep import run_sweep
 from .unit import METHODS, fit_and_evaluate, make_trainer
 
+
+# ---- argument checks, run before any training: each error names its flag ----
 
 def _nearest_existing(path):
     path = os.path.abspath(path)
@@ -81,6 +83,8 @@ def diverged_message(args, settings, err):
             f"(the loss, a gradient or the parameters stopped being finite: {err}); try a smaller --lr "
             f"(now {trainer.lr:g}), more --restarts or another --seed")
 
+
+# ---- the commands ------------------------------------------------------------
 
 # Method-specific options: flag -> (setting, methods that take it).
 METHOD_OPTIONS = {

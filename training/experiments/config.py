@@ -1,11 +1,19 @@
-"""Check a whole sweep configuration before any unit runs; every error names its key and valid range.
+"""A sweep's configuration, owned here alone: load a profile, override, expand into units, check.
 
-:func:`check_structure` checks the layout (known keys, lists without
-repeats, grids as lists): cheap, so :func:`training.experiments.config.set_option` runs
-it after every override. :func:`check_settings` checks every unit's training
-settings the way the trainers themselves do (their constructors and
-``_check_settings``, without fitting), so a setting a trainer gains is
-checked here without a change.
+A *profile* (``profiles/*.json`` beside this module, or a JSON path) is data:
+data sets, seeds, methods, the shared training settings, per-method
+hyper-parameter grids (a list, or a dict keyed by data set name with an
+optional ``"default"``) and the evaluation budget. :func:`load_profile`
+reads one, :func:`set_option` overrides a dotted key, :func:`expand_units`
+lists its units and :func:`fingerprint` names everything that changes results.
+
+Two checks, every error naming its key and the valid range:
+:func:`check_structure` checks the layout (known keys, names, lists without
+repeats, grids as lists): cheap, so loading and every override run it.
+:func:`check_settings` checks every unit's training settings the way the
+trainers themselves do (their constructors and ``_check_settings``, without
+fitting), so a setting a trainer gains is checked here without a change;
+:func:`check_config` is both, run once before a sweep starts.
 """
 import copy
 import hashlib
@@ -197,8 +205,10 @@ def is_number(value):
 
 PROFILE_DIR = resources.files(__package__) / "profiles"
 
+
 def available_profiles():
     return sorted(p.name[:-5] for p in PROFILE_DIR.iterdir() if p.name.endswith(".json"))
+
 
 def load_profile(name):
     """The profile ``name`` (a bundled name, or a path to a JSON file)."""
@@ -219,6 +229,7 @@ def load_profile(name):
         raise ValueError(f"profile {name!r} is not valid JSON: {err}") from None
     return check_structure(profile)
 
+
 def set_option(config, key, value):
     """Override a dotted ``key`` (e.g. ``train.epochs``) with ``value``; returns a new config."""
     config = copy.deepcopy(config)
@@ -232,6 +243,7 @@ def set_option(config, key, value):
         node = node[part]
     node[parts[-1]] = value
     return check_structure(config)
+
 
 def parse_assignment(text):
     """``key=value`` with a JSON value (bare words are strings)."""
@@ -248,15 +260,18 @@ def parse_assignment(text):
         value = raw
     return key.strip(), value
 
+
 def fingerprint(config):
     """A hash of everything that changes results (not the name or description)."""
     core = {k: v for k, v in config.items() if k not in ("name", "description")}
     return hashlib.sha1(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
+
 def _grid_values(values, dataset):
     if isinstance(values, dict):
         return values.get(dataset, values.get("default"))
     return values
+
 
 def expand_units(config):
     """Every unit of the sweep, in a deterministic order."""

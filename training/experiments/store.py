@@ -18,11 +18,13 @@ import json
 import math
 import os
 import re
+import shutil
+import sys
 import tempfile
 
 import numpy as np
 
-from .config import check_structure, is_number
+from .config import check_structure, expand_units, fingerprint, is_number
 
 try:
     import fcntl
@@ -242,3 +244,117 @@ def remove_partial_writes(out_dir):
     for path in doomed:
         os.remove(path)
     return doomed
+
+
+# ---- the records of a sweep: which are finished, resume -------------------------
+
+RECORD_KEYS = ("unit_id", "config_fingerprint", "status", "dataset", "seed", "method", "settings")
+
+
+class ConfigMismatch(ValueError):
+    """The results directory holds records of another configuration."""
+
+
+def read_record(path, unit):
+    """The record at ``path`` if it is a finished record of ``unit``; else (None, reason)."""
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, json.JSONDecodeError) as err:
+        return None, f"unreadable ({type(err).__name__})"
+    if not isinstance(record, dict) or any(k not in record for k in RECORD_KEYS):
+        return None, "missing fields"
+    if record["unit_id"] != unit["unit_id"] or record["config_fingerprint"] != unit["config_fingerprint"]:
+        return None, "belongs to another unit or configuration"
+    if record["status"] == "ok" and "metrics" not in record:
+        return None, "missing metrics"
+    problem = record_problem(record)
+    if problem:
+        return None, problem
+    return record, None
+
+
+def prepare_results_dir(out_dir, config, fresh=False, log=None):
+    """Create or check ``out_dir``: refuse a directory of another configuration.
+
+    Call it holding the directory's lock (:class:`training.experiments.store.DirectoryLock`):
+    it deletes temporary files. ``fresh`` deletes only the project's own files
+    (:func:`training.experiments.store.clear_results`) and logs them. A missing or
+    unreadable config.json is rebuilt when every record there belongs to this
+    configuration (they are kept); otherwise it is refused.
+    """
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    path = os.path.join(out_dir, CONFIG_FILE)
+    fp = fingerprint(config)
+    os.makedirs(out_dir, exist_ok=True)
+    if fresh:
+        deleted = clear_results(out_dir)
+        log(f"--fresh: deleted {len(deleted)} files of earlier results from {out_dir}"
+            + (f" ({', '.join(os.path.basename(p) for p in deleted[:5])}{', ...' if len(deleted) > 5 else ''})"
+               if deleted else "") + "; other files are kept")
+    remove_partial_writes(out_dir)
+    try:
+        old_fp, old_config = read_results_config(out_dir)
+    except ResultsConfigError as err:
+        problem = err
+    else:
+        if old_fp != fp:
+            raise ConfigMismatch(
+                f"{out_dir} holds results of a different configuration (profile "
+                f"{old_config.get('name')!r}, fingerprint {old_fp}; this run "
+                f"{fp}). Mixing them would corrupt the table: use another --out, or --fresh to "
+                f"delete its records and start over.")
+        return fp
+    # config.json missing or broken: the records' own fingerprints say whose they are
+    owners = record_fingerprints(out_dir)
+    foreign = sorted({f for f in owners.values() if f != fp})
+    if foreign:
+        what = "missing" if problem.missing else f"unreadable ({problem})"
+        raise ConfigMismatch(
+            f"{out_dir}: {CONFIG_FILE} is {what}, and {sum(f != fp for f in owners.values())} of its "
+            f"{len(owners)} records belong to another configuration (fingerprint {', '.join(foreign)}; this "
+            f"run {fp}). To keep them, rerun with the configuration that made them ({CONFIG_FILE} is then "
+            "rebuilt); else use another --out, or --fresh to delete them.")
+    if os.path.exists(path):
+        shutil.move(path, path + ".corrupt")
+        log(f"{problem}: moved to {path}.corrupt")
+    write_json_atomic(path, {"fingerprint": fp, "config": config})
+    if owners:
+        log(f"{CONFIG_FILE} rebuilt; the {len(owners)} records there belong to this configuration and are kept")
+    return fp
+
+
+def load_records(out_dir, config=None):
+    """The finished records of ``out_dir`` (of ``config`` if given, else of its config.json)."""
+    if config is None:
+        config = read_results_config(out_dir)[1]
+    records = []
+    for unit in expand_units(config):
+        path = os.path.join(out_dir, unit["file"])
+        if os.path.exists(path):
+            record, _ = read_record(path, unit)
+            if record is not None:
+                records.append(record)
+    return config, records
+
+
+def unfinished_units(out_dir, units, log):
+    """The ``units`` without a finished record in ``out_dir`` (to run), and how many records were corrupt.
+
+    A finished record has status ``ok`` or ``diverged``; a failed unit runs
+    again; a corrupt record is moved aside to ``<file>.corrupt`` (and logged)
+    and its unit runs again.
+    """
+    todo, corrupt = [], 0
+    for unit in units:
+        path = os.path.join(out_dir, unit["file"])
+        if os.path.exists(path):
+            record, reason = read_record(path, unit)
+            if record is not None and record["status"] in ("ok", "diverged"):
+                continue
+            if record is None:
+                corrupt += 1
+                log(f"corrupt record {path} ({reason}): moved to {path}.corrupt, recomputing")
+                shutil.move(path, path + ".corrupt")
+        todo.append(unit)
+    return todo, corrupt

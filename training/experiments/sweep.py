@@ -1,14 +1,16 @@
-"""The Table 1 experiment sweep: data set types x seeds x methods x grids, resumable.
+"""The Table 1 experiment sweep: units scheduled on workers, resumable.
 
-A *profile* (``training/profiles/*.json``) is data: data sets, seeds,
+A *profile* (``training/experiments/profiles/*.json``, :mod:`.config`) is data: data sets, seeds,
 methods, the shared training settings, per-method hyper-parameter grids
 (a list, or a dict keyed by data set name with an optional ``"default"``)
 and the evaluation budget. Every (data set, seed, method, grid point) is a
 *unit*; each finished unit is one self-describing JSON record in the results
 directory, written atomically (temporary file, then rename) by the driver as
-units complete. Re-running the same command skips finished units (status
-``ok`` or ``diverged``) and recomputes failed or corrupt ones, so a sweep
-killed at any point resumes without losing finished work.
+units complete (:mod:`.store`). Re-running the same command skips finished
+units (status ``ok`` or ``diverged``) and recomputes failed or corrupt ones,
+so a sweep killed at any point resumes without losing finished work. This
+module only schedules: the configuration is :mod:`.config`'s, the results
+directory :mod:`.store`'s.
 
 The unfinished units of one data set, seed and batchable method (``vae``,
 ``beta_vae``, ``annealed_beta_vae``) whose settings differ only in what
@@ -31,7 +33,6 @@ process pool by default, or e.g. a Dask cluster's ``Client(...).get_executor()``
 import json
 import multiprocessing
 import os
-import shutil
 import sys
 import threading
 import time
@@ -41,15 +42,15 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from tqdm.auto import tqdm
 
 from ..trainers import AllRestartsDiverged
-from .config import check_config, expand_units, fingerprint
-from .store import (CONFIG_FILE, DirectoryLock, ResultsConfigError, clear_results, read_results_config,
-                    record_fingerprints, record_problem, remove_partial_writes, write_json_atomic)
+from .config import check_config, expand_units
+from .store import RECORD_KEYS, DirectoryLock, prepare_results_dir, unfinished_units, write_json_atomic
 from .unit import batch_key, fit_and_evaluate, fit_and_evaluate_batched, versions
 
-RECORD_KEYS = ("unit_id", "config_fingerprint", "status", "dataset", "seed", "method", "settings")
-
-
 # ---- workers that exit with their driver (a SIGKILL leaves no orphans) -----
+# A spawned pool worker blocks on its task queue forever if the driver is
+# killed: :func:`watch_parent`, the pool's initializer, starts a daemon thread
+# that ends the worker once its parent is gone. multiprocessing's resource
+# tracker then exits too, when the last holder of its pipe is gone.
 
 POLL_SECONDS = 0.5
 
@@ -65,10 +66,6 @@ def watch_parent(parent=None):
     """Pool initializer: exit this process when ``parent`` (default: the current parent) dies."""
     parent = os.getppid() if parent is None else parent
     threading.Thread(target=_watch, args=(parent,), daemon=True, name="watch-parent").start()
-
-
-class ConfigMismatch(ValueError):
-    """The results directory holds records of another configuration."""
 
 
 def _unit_record(unit, outcome, tb=None):
@@ -145,75 +142,6 @@ def plan_groups(units, batch_settings=True):
     return list(groups.values())
 
 
-def read_record(path, unit):
-    """The record at ``path`` if it is a finished record of ``unit``; else (None, reason)."""
-    try:
-        with open(path) as f:
-            record = json.load(f)
-    except (OSError, json.JSONDecodeError) as err:
-        return None, f"unreadable ({type(err).__name__})"
-    if not isinstance(record, dict) or any(k not in record for k in RECORD_KEYS):
-        return None, "missing fields"
-    if record["unit_id"] != unit["unit_id"] or record["config_fingerprint"] != unit["config_fingerprint"]:
-        return None, "belongs to another unit or configuration"
-    if record["status"] == "ok" and "metrics" not in record:
-        return None, "missing metrics"
-    problem = record_problem(record)
-    if problem:
-        return None, problem
-    return record, None
-
-
-def prepare_results_dir(out_dir, config, fresh=False, log=None):
-    """Create or check ``out_dir``: refuse a directory of another configuration.
-
-    Call it holding the directory's lock (:class:`training.experiments.store.DirectoryLock`):
-    it deletes temporary files. ``fresh`` deletes only the project's own files
-    (:func:`training.experiments.store.clear_results`) and logs them. A missing or
-    unreadable config.json is rebuilt when every record there belongs to this
-    configuration (they are kept); otherwise it is refused.
-    """
-    log = log or (lambda msg: print(msg, file=sys.stderr))
-    path = os.path.join(out_dir, CONFIG_FILE)
-    fp = fingerprint(config)
-    os.makedirs(out_dir, exist_ok=True)
-    if fresh:
-        deleted = clear_results(out_dir)
-        log(f"--fresh: deleted {len(deleted)} files of earlier results from {out_dir}"
-            + (f" ({', '.join(os.path.basename(p) for p in deleted[:5])}{', ...' if len(deleted) > 5 else ''})"
-               if deleted else "") + "; other files are kept")
-    remove_partial_writes(out_dir)
-    try:
-        old_fp, old_config = read_results_config(out_dir)
-    except ResultsConfigError as err:
-        problem = err
-    else:
-        if old_fp != fp:
-            raise ConfigMismatch(
-                f"{out_dir} holds results of a different configuration (profile "
-                f"{old_config.get('name')!r}, fingerprint {old_fp}; this run "
-                f"{fp}). Mixing them would corrupt the table: use another --out, or --fresh to "
-                f"delete its records and start over.")
-        return fp
-    # config.json missing or broken: the records' own fingerprints say whose they are
-    owners = record_fingerprints(out_dir)
-    foreign = sorted({f for f in owners.values() if f != fp})
-    if foreign:
-        what = "missing" if problem.missing else f"unreadable ({problem})"
-        raise ConfigMismatch(
-            f"{out_dir}: {CONFIG_FILE} is {what}, and {sum(f != fp for f in owners.values())} of its "
-            f"{len(owners)} records belong to another configuration (fingerprint {', '.join(foreign)}; this "
-            f"run {fp}). To keep them, rerun with the configuration that made them ({CONFIG_FILE} is then "
-            "rebuilt); else use another --out, or --fresh to delete them.")
-    if os.path.exists(path):
-        shutil.move(path, path + ".corrupt")
-        log(f"{problem}: moved to {path}.corrupt")
-    write_json_atomic(path, {"fingerprint": fp, "config": config})
-    if owners:
-        log(f"{CONFIG_FILE} rebuilt; the {len(owners)} records there belong to this configuration and are kept")
-    return fp
-
-
 def default_executor(workers):
     """A local process pool (spawn: clean workers with one BLAS thread each)."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -266,18 +194,7 @@ def _run_locked(config, out_dir, executor, workers, fresh, progress, log, batch_
     log = log or (lambda msg: print(msg, file=sys.stderr))
     prepare_results_dir(out_dir, config, fresh, log)
     units = expand_units(config)
-    todo, corrupt = [], 0
-    for unit in units:
-        path = os.path.join(out_dir, unit["file"])
-        if os.path.exists(path):
-            record, reason = read_record(path, unit)
-            if record is not None and record["status"] in ("ok", "diverged"):
-                continue
-            if record is None:
-                corrupt += 1
-                log(f"corrupt record {path} ({reason}): moved to {path}.corrupt, recomputing")
-                shutil.move(path, path + ".corrupt")
-        todo.append(unit)
+    todo, corrupt = unfinished_units(out_dir, units, log)
     groups = plan_groups(todo, batch_settings)
     counts = {"total": len(units), "skipped": len(units) - len(todo), "ran": 0,
               "batched": sum(len(g) for g in groups if len(g) > 1), "failed": 0, "diverged": 0,
@@ -315,17 +232,3 @@ def _run_locked(config, out_dir, executor, workers, fresh, progress, log, batch_
             executor.shutdown(wait=False, cancel_futures=True)
     counts["seconds"] = time.time() - started
     return counts
-
-
-def load_records(out_dir, config=None):
-    """The finished records of ``out_dir`` (of ``config`` if given, else of its config.json)."""
-    if config is None:
-        config = read_results_config(out_dir)[1]
-    records = []
-    for unit in expand_units(config):
-        path = os.path.join(out_dir, unit["file"])
-        if os.path.exists(path):
-            record, _ = read_record(path, unit)
-            if record is not None:
-                records.append(record)
-    return config, records

@@ -14,7 +14,8 @@ import pytest
 
 from training.experiments import cli
 from training.experiments.config import expand_units, load_profile, set_option
-from training.experiments.sweep import ConfigMismatch, load_records, run_sweep
+from training.experiments.store import ConfigMismatch, load_records
+from training.experiments.sweep import run_sweep
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 ENV = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), "OMP_NUM_THREADS": "1"}

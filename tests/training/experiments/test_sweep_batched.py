@@ -11,7 +11,8 @@ from training.experiments import unit as experiment
 from training.experiments.cli import build_parser
 from training.experiments.unit import batch_key, fit_and_evaluate, fit_and_evaluate_batched
 from training.experiments.config import expand_units, load_profile, set_option
-from training.experiments.sweep import load_records, plan_groups, run_sweep
+from training.experiments.store import load_records
+from training.experiments.sweep import plan_groups, run_sweep
 
 GRID = [0.5, 2.0]
 
