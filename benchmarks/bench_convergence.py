@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from training.datasets import load_dataset                      # noqa: E402
 from training.experiments.unit import make_trainer
-from training.evaluate.quadrature import log_likelihood_quadrature
+from training.evaluate.quadrature import log_likelihood_quadrature_with_error
 from training.experiments.config import expand_units, load_profile
 
 DATASETS = ["linear_jtex", "cubic_jtex", "gaussian", "mobius"]
@@ -57,7 +57,7 @@ def bench_quadrature(datasets):
         times = []
         for _ in range(2):
             t = time.perf_counter()
-            res = log_likelihood_quadrature(d.likelihood, d.truth, d.test, return_error=True)
+            res = log_likelihood_quadrature_with_error(d.likelihood, d.truth, d.test)
             times.append(time.perf_counter() - t)
         print(f"{name:12s} {min(times):8.2f} {res.error.max():10.1e} {int((~res.converged).sum()):11d} "
               f"{int(res.order.max()):9d}", flush=True)

@@ -1,14 +1,26 @@
-"""Pytrees: nested dicts / lists / tuples of arrays, each with a leading restart axis."""
+"""Pytrees: nested dicts / lists / tuples (NamedTuples too) of arrays, each with a leading restart axis."""
 import numpy as np
 from autograd.tracer import getval
 
 
 def tree_map(fn, tree, *rest):
-    """Apply ``fn`` leafwise over trees of the same structure."""
+    """Apply ``fn`` leafwise over trees of the same structure.
+
+    Examples
+    --------
+    >>> from typing import NamedTuple
+    >>> class Pair(NamedTuple):
+    ...     a: np.ndarray
+    ...     b: list
+    >>> tree_map(lambda x, y: x + y, Pair(np.ones(2), [1.0]), Pair(np.ones(2), [2.0]))
+    Pair(a=array([2., 2.]), b=[3.0])
+    """
     if isinstance(tree, dict):
         return {k: tree_map(fn, tree[k], *(r[k] for r in rest)) for k in tree}
     if isinstance(tree, (list, tuple)):
-        return type(tree)(tree_map(fn, t, *r) for t, *r in zip(tree, *rest))
+        children = (tree_map(fn, t, *r) for t, *r in zip(tree, *rest))
+        # A NamedTuple takes its fields as arguments, a list or tuple one iterable.
+        return type(tree)(*children) if hasattr(tree, "_fields") else type(tree)(children)
     return fn(tree, *rest)
 
 
@@ -25,7 +37,14 @@ def _per_restart(mask, leaf):
 
 
 def tree_where(mask, a, b):
-    """Per restart: ``a`` where ``mask`` (shape (R,)) is True, else ``b``."""
+    """Per restart: ``a`` where ``mask`` (shape (R,)) is True, else ``b``.
+
+    Examples
+    --------
+    >>> tree_where(np.array([True, False]), {"w": np.zeros((2, 3))}, {"w": np.ones((2, 3))})["w"]
+    array([[0., 0., 0.],
+           [1., 1., 1.]])
+    """
     return tree_map(lambda x, y: np.where(_per_restart(mask, x), x, y), a, b)
 
 

@@ -49,6 +49,7 @@ All restarts and points are one array program per step (chunked to bound
 memory); loops run only over refinement levels, Newton iterations and
 candidate modes.
 """
+import warnings
 from itertools import product
 from typing import NamedTuple
 
@@ -60,7 +61,7 @@ from analysis import checks
 
 from ..models.likelihoods import LOG_2PI, Likelihood
 
-__all__ = ["log_likelihood_quadrature", "QuadratureResult"]
+__all__ = ["log_likelihood_quadrature", "log_likelihood_quadrature_with_error", "QuadratureResult"]
 
 GRID_HALF_WIDTH = 6.0       # the mode search grid covers [-6, 6]^K ...
 GRID_NODES = 61             # ... with this many nodes per dimension
@@ -80,7 +81,7 @@ MAX_ENTRIES = 2 ** 21       # bound on the entries of one chunk's largest array
 
 
 class QuadratureResult(NamedTuple):
-    """The result of ``log_likelihood_quadrature(..., return_error=True)``, each (R, N).
+    """The result of :func:`log_likelihood_quadrature_with_error`, each (R, N).
 
     Attributes
     ----------
@@ -333,8 +334,9 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
 
     Integrates p_theta(x | z) N(z; 0, I) over z for a likelihood with a 1- or
     2-D latent space (see the module docstring for the method), to ``tol``
-    per point where ``max_order`` allows, with a per-point error estimate.
-    Deterministic; float64.
+    per point where ``max_order`` allows. Deterministic; float64.
+    :func:`log_likelihood_quadrature_with_error` also returns the per-point
+    error estimates and convergence flags.
 
     Parameters
     ----------
@@ -358,12 +360,12 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
         million; a badly fitted one (folded, very peaked posteriors almost
         everywhere) would otherwise run the finest rule at almost every point.
     return_error : bool
-        Return a :class:`QuadratureResult` (value, error estimate, final
-        order, converged flag) instead of the values alone.
+        Deprecated: use :func:`log_likelihood_quadrature_with_error` (True
+        returns its :class:`QuadratureResult`, with a DeprecationWarning).
 
     Returns
     -------
-    ndarray (R, N), or QuadratureResult of (R, N) arrays
+    ndarray (R, N)
 
     Raises
     ------
@@ -383,10 +385,40 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
     >>> bool(np.allclose(ll, exact_log_likelihood(d.likelihood, d.truth, x), rtol=0, atol=1e-6))
     True
 
-    A nonlinear model, with error estimates:
+    """
+    if return_error:
+        warnings.warn("return_error=True is deprecated; call "
+                      "training.evaluate.log_likelihood_quadrature_with_error(...) instead", DeprecationWarning,
+                      stacklevel=2)
+    result = log_likelihood_quadrature_with_error(likelihood, theta, x, tol=tol, max_order=max_order,
+                                                  max_evaluations=max_evaluations)
+    return result if return_error else result.log_likelihood
 
+
+def log_likelihood_quadrature_with_error(likelihood, theta, x, *, tol=1e-6, max_order=256,
+                                         max_evaluations=2_000_000):
+    """:func:`log_likelihood_quadrature` with its per-point error estimates, as a :class:`QuadratureResult`.
+
+    Same arguments and the same computation: its ``log_likelihood`` equals
+    :func:`log_likelihood_quadrature`.
+
+    Returns
+    -------
+    QuadratureResult
+        ``log_likelihood``, ``error`` (the change at the last refinement),
+        ``order`` (nodes per dimension of the final rule) and ``converged``,
+        each (R, N).
+
+    Raises
+    ------
+    ValueError
+        As :func:`log_likelihood_quadrature`.
+
+    Examples
+    --------
+    >>> from training.datasets import load_dataset
     >>> c = load_dataset("cubic_jtex", seed=0)
-    >>> res = log_likelihood_quadrature(c.likelihood, c.truth, c.test[:20], return_error=True)
+    >>> res = log_likelihood_quadrature_with_error(c.likelihood, c.truth, c.test[:20])
     >>> res.log_likelihood.shape, bool(res.converged.all()), bool((res.error <= 1e-6).all())
     ((1, 20), True, True)
     """
@@ -403,7 +435,6 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
         raise ValueError(f"tol must be > 0, got {tol!r}")
     max_order = checks.integer("max_order", max_order, 16, 256)
     max_evaluations = checks.integer("max_evaluations", max_evaluations, 1)
-    return_error = bool(return_error)
 
     psi = np.asarray(likelihood.noise(theta), dtype=np.float64)
     if psi.ndim != 2 or psi.shape[1] != D or not np.all(psi > 0):
@@ -436,6 +467,4 @@ def log_likelihood_quadrature(likelihood, theta, x, *, tol=1e-6, max_order=256, 
         used[rows, cols] = n
         # a box whose rim still carries mass grows (about its centre u = 0)
         box = np.where(edge[..., None, None], BOX_GROWTH * box, box)
-    if not return_error:
-        return value
     return QuadratureResult(value, error, used, converged)

@@ -4,9 +4,10 @@ Each trainer's constructor stores its settings; ``fit(data)`` does the work
 and returns the trainer, whose learned values end in ``_`` (scikit-learn's
 convention). Restarts run side by side as one array program.
 
-* :mod:`.engine`: the batched loop (divergence, validation-best, the stopping rule).
+* :mod:`.engine`: the batched loop (divergence, validation-best, the stopping rule), the
+  per-restart state as one tree, and the epoch loop every trainer shares, driven by a schedule.
 * :mod:`.vae`: ``VAE``, ``BetaVAE``, ``AnnealedBetaVAE``, ``InferenceOnly``, ``fit_batched``.
-* :mod:`.lagging`: ``LaggingVAE``; :mod:`.libi`: ``LiBI``.
+* :mod:`.lagging`: ``LaggingVAE`` (its schedules); :mod:`.libi`: ``LiBI``.
 """
 from .engine import AllRestartsDiverged
 from .lagging import LaggingVAE

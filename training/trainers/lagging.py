@@ -11,17 +11,20 @@ Two schedules:
   a restart leaves the aggressive phase for good when its validation mutual
   information (He et al.'s estimator, :func:`training.evaluate.mutual_information_estimate`)
   stops improving; from then on it trains like a VAE.
+
+Both run on the loop every trainer shares
+(:func:`training.trainers.engine.train_epochs`): the segments as the parts
+stepped per epoch, the aggressive schedule as :class:`AggressiveSchedule`.
 """
 import numpy as np
 
 from analysis import checks
 
-from ..core.optim import adam
 from ..evaluate.posterior import mutual_information_estimate
-from .engine import BatchedRun, progress_bar
+from .engine import Schedule, progress_bar
 from .vae import VAE, store_settings
 
-__all__ = ["LaggingVAE"]
+__all__ = ["LaggingVAE", "AggressiveSchedule"]
 
 
 class LaggingVAE(VAE):
@@ -70,42 +73,74 @@ class LaggingVAE(VAE):
             inference_only[seg[:int(round(self.inference_fraction * seg.size))]] = True
         return inference_only
 
+    def _schedule(self, data):
+        """The segments as parts per epoch, or the aggressive schedule."""
+        if self.aggressive:
+            mi_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 13]))
+            return AggressiveSchedule(self.restarts, self.max_inner, self.window, data.encoder, data.val, mi_rng)
+        inference_only = self._segment_schedule()
+        return Schedule(lambda epoch: ("phi",) if inference_only[epoch] else ("theta", "phi"))
+
     def fit(self, data):
         """Train on ``data.train`` with the lagging schedule; returns self."""
         params, streams = self._setup(data)
         loss, val_loss, draw = self._elbo_losses(data, streams, self._beta, self._final_beta())
-        run = BatchedRun(params, adam(self.lr), self.patience, self.tol)
-        R = self.restarts
-        self.aggressive_until_ = np.full(R, -1)
-        self.inner_steps_ = np.zeros(R, dtype=int)
-        aggressive = np.full(R, bool(self.aggressive))
-        best_mi = np.full(R, -np.inf)
-        mi_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 13]))
-        schedule = None if self.aggressive else self._segment_schedule()
+        schedule = self._schedule(data)
         with progress_bar(self.epochs, self.progress, type(self).__name__) as bar:
-            for epoch in range(self.epochs):
-                if schedule is not None:
-                    run.step(loss, ("phi",) if schedule[epoch] else ("theta", "phi"), epoch, draw())
-                elif aggressive.any():
-                    self._inner_loop(run, loss, epoch, draw, aggressive & run.active)
-                    run.step(loss, ("theta",), epoch, draw(), active=aggressive, record=False)
-                    run.step(loss, ("theta", "phi"), epoch, draw(), active=~aggressive)
-                else:
-                    run.step(loss, ("theta", "phi"), epoch, draw())
-                if self._should_validate(epoch):
-                    run.validate(val_loss)
-                    if aggressive.any():
-                        mi = mutual_information_estimate(data.encoder, run.params["phi"], data.val, mi_rng)
-                        leaving = aggressive & ~(mi > best_mi)
-                        self.aggressive_until_[leaving] = epoch + 1
-                        aggressive &= ~leaving
-                        best_mi = np.maximum(best_mi, np.where(np.isfinite(mi), mi, -np.inf))
-                    bar.update(epoch + 1 - bar.n)
-                    if run.finished:
-                        break
+            run = self._train(params, schedule, loss, val_loss, draw, bar)
+        R = self.restarts
+        self.aggressive_until_ = schedule.left_at if self.aggressive else np.full(R, -1)
+        self.inner_steps_ = schedule.inner_steps if self.aggressive else np.zeros(R, dtype=int)
         return self._finish(run)
 
-    def _inner_loop(self, run, loss, epoch, draw, active):
+
+class AggressiveSchedule(Schedule):
+    """He et al.'s aggressive schedule, per restart, for :func:`training.trainers.engine.train_epochs`.
+
+    While a restart is aggressive, each epoch is an inner loop of
+    encoder-only steps (:meth:`inner_loop`) and one decoder step; at each
+    validation a restart whose mutual information I_q(X;Z) (on ``x_val``)
+    did not rise leaves the aggressive phase for good and from then on steps
+    both networks jointly, like a VAE.
+
+    Parameters
+    ----------
+    restarts : int
+    max_inner, window : int
+        At most ``max_inner`` encoder steps per epoch, stop test every ``window``.
+    encoder : training.models.Encoder
+    x_val : array (N, D)
+        The points of the mutual-information estimate.
+    rng : numpy.random.Generator
+        Its draws.
+
+    Attributes
+    ----------
+    aggressive : ndarray (R,) of bool
+        Restarts still in the aggressive phase.
+    left_at : ndarray (R,) of int
+        The epoch each left it (-1: never).
+    inner_steps : ndarray (R,) of int
+        Encoder-only steps so far.
+    """
+
+    def __init__(self, restarts, max_inner, window, encoder, x_val, rng):
+        super().__init__(("theta", "phi"))
+        self.max_inner, self.window = max_inner, window
+        self.encoder, self.x_val, self.rng = encoder, x_val, rng
+        self.aggressive = np.ones(restarts, dtype=bool)
+        self.left_at = np.full(restarts, -1)
+        self.inner_steps = np.zeros(restarts, dtype=int)
+        self.best_mi = np.full(restarts, -np.inf)
+
+    def step(self, run, loss, epoch, draw):
+        if not self.aggressive.any():
+            return super().step(run, loss, epoch, draw)
+        self.inner_loop(run, loss, epoch, draw, self.aggressive & run.active)
+        run.step(loss, ("theta",), epoch, draw(), active=self.aggressive, record=False)
+        run.step(loss, ("theta", "phi"), epoch, draw(), active=~self.aggressive)
+
+    def inner_loop(self, run, loss, epoch, draw, active):
         """Encoder-only steps until the windowed loss stops falling (per restart)."""
         previous = np.full(active.size, np.inf)
         total = np.zeros(active.size)
@@ -113,8 +148,18 @@ class LaggingVAE(VAE):
             if not active.any():
                 break
             total += np.where(active, run.step(loss, ("phi",), epoch, draw(), active=active, record=False), 0.0)
-            self.inner_steps_ += active
+            self.inner_steps += active
             if i % self.window == 0:
                 current = total / self.window
                 active = active & (current < previous) & run.active
                 previous, total = current, np.zeros(active.size)
+
+    def validated(self, run, epoch):
+        """Restarts whose validation mutual information did not rise leave the aggressive phase."""
+        if not self.aggressive.any():
+            return
+        mi = mutual_information_estimate(self.encoder, run.params["phi"], self.x_val, self.rng)
+        leaving = self.aggressive & ~(mi > self.best_mi)
+        self.left_at[leaving] = epoch + 1
+        self.aggressive &= ~leaving
+        self.best_mi = np.maximum(self.best_mi, np.where(np.isfinite(mi), mi, -np.inf))

@@ -24,7 +24,7 @@ from ..core.trees import tree_map, tree_stack, tree_take
 from ..datasets.synthetic import Dataset
 from ..models.objectives import neg_elbo
 from .engine import (AllRestartsDiverged, BatchedRun, NoiseStream, check_stopping, fixed_noise, progress_bar,
-                     restart_streams)
+                     restart_streams, train_epochs)
 
 __all__ = ["BATCHABLE", "BATCH_SHARED", "BaseTrainer", "VAE", "AnnealedBetaVAE", "BetaVAE", "InferenceOnly", "fit_batched"]
 
@@ -141,33 +141,22 @@ class BaseTrainer:
 
         return loss, val_loss, (lambda: None) if noise is None else noise.next
 
-    def _should_validate(self, epoch, epochs=None):
-        return (epoch + 1) % self.eval_every == 0 or epoch == (epochs or self.epochs) - 1
-
-    def _train(self, params, parts, loss, val_loss, draw, bar, epochs=None, diverged=None, optimizer=None,
+    def _train(self, params, schedule, loss, val_loss, draw, bar, epochs=None, diverged=None, optimizer=None,
                near_best=None, hold_until=0):
-        """Adam on ``parts`` of ``params`` for ``epochs``, validating as set: the shared epoch loop.
+        """Adam on ``params`` for ``epochs`` as ``schedule`` says, validating as set; returns the run.
 
+        ``schedule``: the parts stepped every epoch (a tuple), ``parts(epoch)``,
+        or a :class:`training.trainers.engine.Schedule` (see
+        :func:`training.trainers.engine.train_epochs`, the loop itself).
         ``loss(params, epoch, eps)`` with ``eps = draw()``; ``diverged`` (R,)
         carries divergence flags in from an earlier phase; ``optimizer``
         replaces ``adam(self.lr)`` (:func:`fit_batched`: one rate per restart);
         ``near_best`` keeps the latest near-best parameters too (``run.kept``);
         the stopping rule waits until epoch ``hold_until`` (scalar or (R,)).
         """
-        epochs = epochs or self.epochs
-        run = BatchedRun(params, optimizer or adam(self.lr), self.patience, self.tol, near_best, hold_until)
-        if diverged is not None:
-            run.diverged |= diverged
-        shown = 0
-        for epoch in range(epochs):
-            run.step(loss, parts, epoch, draw())
-            if self._should_validate(epoch, epochs):
-                run.validate(val_loss)
-                bar.update(epoch + 1 - shown)
-                shown = epoch + 1
-                if run.finished:      # every restart stopped by the rule (or diverged)
-                    break
-        return run
+        run = BatchedRun(params, optimizer or adam(self.lr), self.patience, self.tol, near_best, hold_until,
+                         diverged)
+        return train_epochs(run, schedule, loss, val_loss, draw, epochs or self.epochs, self.eval_every, bar)
 
     def _finish(self, run):
         """Learned attributes from a finished run (docs/theory.md (T.48) model selection)."""

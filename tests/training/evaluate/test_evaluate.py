@@ -4,8 +4,8 @@ import pytest
 
 from training.datasets import load_dataset
 from training.trainers.engine import restart_streams
-from training.evaluate import (aggregated_posterior, exact_log_likelihood, log_likelihood_is, smooth_knn,
-                               held_out_log_likelihood as ll_summary)
+from training.evaluate import (aggregated_posterior, exact_log_likelihood, log_likelihood_is,
+                               log_likelihood_is_with_ess, smooth_knn, held_out_log_likelihood as ll_summary)
 
 
 def posterior_encoder(lik, theta):
@@ -95,8 +95,8 @@ def test_the_ess_is_the_sample_size_for_the_exact_posterior():
     """q = the exact posterior (not inflated): every weight is p(x), so ESS = S exactly."""
     d = load_dataset("univariate", seed=0, n_train=2, n_val=2, n_test=20)
     phi = posterior_encoder(d.likelihood, d.truth)
-    ll, ess = log_likelihood_is(d.likelihood, d.truth, d.encoder, phi, d.test, np.random.default_rng(0),
-                                samples=50, inflate=1.0, return_ess=True)
+    ll, ess = log_likelihood_is_with_ess(d.likelihood, d.truth, d.encoder, phi, d.test, np.random.default_rng(0),
+                                         samples=50, inflate=1.0)
     np.testing.assert_allclose(ess, 50.0, rtol=1e-9)
     np.testing.assert_allclose(ll, exact_log_likelihood(d.likelihood, d.truth, d.test), atol=1e-9)
 
@@ -181,3 +181,31 @@ def test_smooth_knn_needs_the_truth():
     from dataclasses import replace
     with pytest.raises(ValueError, match="truth"):
         smooth_knn(replace(d, truth=None), d.truth, np.random.default_rng(0), repeats=2)
+
+
+def test_the_named_tuple_twins_match_the_plain_estimators_and_the_old_flags_still_work():
+    from training.evaluate import ISLogLikelihood, ISPosteriorMean, posterior_mean_is, posterior_mean_is_with_ess
+    d = load_dataset("mobius", seed=0, n_train=2, n_val=2, n_test=15)
+    phi = d.encoder.init([s[0] for s in restart_streams(0, 2)])
+    theta = d.likelihood.init([s[0] for s in restart_streams(1, 2)])
+    args = (d.likelihood, theta, d.encoder, phi, d.test)
+    res = log_likelihood_is_with_ess(*args, np.random.default_rng(4), samples=30)
+    assert isinstance(res, ISLogLikelihood) and res.ess.shape == (2, 15)
+    np.testing.assert_array_equal(res.log_likelihood, log_likelihood_is(*args, np.random.default_rng(4), samples=30))
+    post = posterior_mean_is_with_ess(*args, np.random.default_rng(5), samples=30)
+    assert isinstance(post, ISPosteriorMean) and post.mean.shape == (2, 15, 2)
+    np.testing.assert_array_equal(post.mean, posterior_mean_is(*args, np.random.default_rng(5), samples=30))
+    # The deprecated flags return the same NamedTuples (they unpack as the old pairs).
+    with pytest.warns(DeprecationWarning, match="log_likelihood_is_with_ess"):
+        ll, ess = log_likelihood_is(*args, np.random.default_rng(4), samples=30, return_ess=True)
+    np.testing.assert_array_equal(ll, res.log_likelihood)
+    np.testing.assert_array_equal(ess, res.ess)
+    with pytest.warns(DeprecationWarning, match="posterior_mean_is_with_ess"):
+        old = posterior_mean_is(*args, np.random.default_rng(5), samples=30, return_ess=True)
+    _assert_equal_tuples(old, post)
+
+
+def _assert_equal_tuples(a, b):
+    assert type(a) is type(b)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)

@@ -8,7 +8,7 @@ from training.evaluate import quadrature
 from training.datasets import load_dataset
 from training.evaluate import exact_log_likelihood
 from training.models.likelihoods import gaussian_log_density, Likelihood, LinearMap
-from training.evaluate.quadrature import log_likelihood_quadrature
+from training.evaluate.quadrature import log_likelihood_quadrature, log_likelihood_quadrature_with_error
 
 
 def _perturbed(theta, rng, scale):
@@ -25,7 +25,7 @@ def test_linear_models_match_exact(name):
     d = load_dataset(name, seed=0)
     theta = _perturbed(d.truth, np.random.default_rng(1), 0.3)
     x = d.test[:100]
-    res = log_likelihood_quadrature(d.likelihood, theta, x, return_error=True)
+    res = log_likelihood_quadrature_with_error(d.likelihood, theta, x)
     exact = exact_log_likelihood(d.likelihood, theta, x)
     assert res.log_likelihood.shape == (2, 100)
     # 1e-6 absolute; plus 1e-9 relative for the perturbed Gaussian model (noise 1e-6, log p ~ -1e5),
@@ -65,7 +65,7 @@ def test_nonlinear_models_match_prior_monte_carlo(name, draws, scale):
     # Mobius posteriors are narrow (noise 1e-5): prior sampling is only reliable for codes near 0
     order = np.argsort(np.sum(d.z_test ** 2, axis=1))
     x = d.test[order[:30]] if name == "mobius" else d.test[:40]
-    res = log_likelihood_quadrature(d.likelihood, theta, x, return_error=True)
+    res = log_likelihood_quadrature_with_error(d.likelihood, theta, x)
     assert res.converged.all() and np.all(np.isfinite(res.log_likelihood))
     est, se, ess = _prior_monte_carlo(d.likelihood, theta, x, draws, np.random.default_rng(3))
     reliable = ess > 1000
@@ -121,7 +121,7 @@ def test_bimodal_counts_both_modes_once(lik, x, half_width, nodes):
     theta = {"a": np.zeros(1)}
     x = np.array(x)
     # modes far apart relative to their widths need fine boxes: 256 nodes per dimension
-    res = log_likelihood_quadrature(lik, theta, x, max_order=256, return_error=True)
+    res = log_likelihood_quadrature_with_error(lik, theta, x, max_order=256)
     assert res.converged.all()
     ipsi = (1.0 / np.asarray(lik.noise(theta)))[:, None, :]
     assert np.all(quadrature._modes(lik, theta, x, ipsi)[3] == 2)          # both modes found
@@ -132,12 +132,12 @@ def test_bimodal_counts_both_modes_once(lik, x, half_width, nodes):
 def test_error_estimates_and_flags():
     d = load_dataset("cubic_jtex", seed=1)
     x = d.test[:30]
-    res = log_likelihood_quadrature(d.likelihood, d.truth, x, tol=1e-8, return_error=True)
+    res = log_likelihood_quadrature_with_error(d.likelihood, d.truth, x, tol=1e-8)
     assert np.all(np.isfinite(res.log_likelihood))
     assert np.all(res.error[res.converged] <= 1e-8)
     assert res.order.dtype.kind == "i" and res.converged.dtype == bool
     # too small a rule: unconverged points are flagged, with their last change as error
-    coarse = log_likelihood_quadrature(d.likelihood, d.truth, x, tol=1e-12, max_order=16, return_error=True)
+    coarse = log_likelihood_quadrature_with_error(d.likelihood, d.truth, x, tol=1e-12, max_order=16)
     assert np.all(np.isfinite(coarse.log_likelihood))
     assert np.all(coarse.error[~coarse.converged] > 1e-12)
     assert np.all(coarse.order <= 16)
@@ -171,9 +171,21 @@ def test_argument_checks():
 def test_the_work_bound_stops_refinement_and_flags_the_points_left():
     d = load_dataset("cubic_jtex", seed=0)
     x = d.test[:60]
-    full = log_likelihood_quadrature(d.likelihood, d.truth, x, return_error=True)
-    bounded = log_likelihood_quadrature(d.likelihood, d.truth, x, max_evaluations=1, return_error=True)
+    full = log_likelihood_quadrature_with_error(d.likelihood, d.truth, x)
+    bounded = log_likelihood_quadrature_with_error(d.likelihood, d.truth, x, max_evaluations=1)
     assert full.converged.all() and full.order.max() > 12
     assert bounded.order.max() == 12                      # two rules, then no finer one is started
     assert (~bounded.converged).any() and np.isfinite(bounded.log_likelihood).all()
     assert np.array_equal(bounded.converged, bounded.error <= 1e-6)
+
+
+def test_the_error_twin_matches_the_values_and_the_old_flag_still_works():
+    d = load_dataset("cubic_jtex", seed=0)
+    x = d.test[:8]
+    res = log_likelihood_quadrature_with_error(d.likelihood, d.truth, x, max_order=24)
+    assert isinstance(res, quadrature.QuadratureResult) and res.order.shape == (1, 8)
+    np.testing.assert_array_equal(res.log_likelihood, log_likelihood_quadrature(d.likelihood, d.truth, x, max_order=24))
+    with pytest.warns(DeprecationWarning, match="log_likelihood_quadrature_with_error"):
+        old = log_likelihood_quadrature(d.likelihood, d.truth, x, max_order=24, return_error=True)
+    for a, b in zip(old, res):
+        np.testing.assert_array_equal(a, b)

@@ -7,7 +7,7 @@ import pytest
 
 from training.experiments import unit as experiment
 from training.datasets import load_dataset
-from training.evaluate import posterior_mean_is
+from training.evaluate import posterior_mean_is, posterior_mean_is_with_ess
 from training.experiments.figures import FIGURES, make_figures, posterior_figure
 from training.core.trees import tree_stack, tree_to_lists
 
@@ -66,8 +66,8 @@ def test_posterior_mean_is_matches_exact_linear_jtex(linear):
     theta = tree_stack([linear.truth, other])
     phi, lg = _exact_phi(linear, theta)
     S = 2000
-    means, ess = posterior_mean_is(linear.likelihood, theta, linear.encoder, phi, linear.test,
-                                   np.random.default_rng(3), samples=S, inflate=4.0, return_ess=True)
+    means, ess = posterior_mean_is_with_ess(linear.likelihood, theta, linear.encoder, phi, linear.test,
+                                            np.random.default_rng(3), samples=S, inflate=4.0)
     exact = lg.posterior(linear.test)[0]
     assert means.shape == exact.shape == (2, 500, 2) and ess.shape == (2, 500)
     post_cov = lg.posterior_cov()

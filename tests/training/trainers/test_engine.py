@@ -3,8 +3,10 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from training.trainers.engine import AllRestartsDiverged, BatchedRun, fixed_noise, NoiseStream, restart_streams
 from training.core.optim import adam
+from training.core.trees import tree_leaves
+from training.trainers.engine import (AllRestartsDiverged, BatchedRun, NoiseStream, RestartState, Schedule,
+                                      fixed_noise, progress_bar, restart_streams, train_epochs)
 
 R = 3
 TARGETS = np.array([[1.0, -2.0], [0.5, 0.5], [-1.0, 3.0]])
@@ -329,3 +331,93 @@ def test_bad_stopping_settings(patience, tol, exc):
     from training.trainers.engine import check_stopping
     with pytest.raises(exc, match="patience" if tol == 0.0 else "tol"):
         check_stopping(patience, tol)
+
+
+# ---- the per-restart state as one tree, and the shared epoch loop -----------------------------------------
+
+CENTRES = np.array([[1.0, -2.0], [0.5, 0.5], [-1.0, 3.0], [2.0, 0.0], [0.0, 1.0]])
+CURVATURES = np.array([1.0, 0.05, 3.0, 0.3, 0.01])
+
+
+def _separable(p, epoch, eps, rows=None):
+    """A loss per restart that sees only its own row: restarts differ in centre and curvature.
+
+    Restart 2 returns NaN at epoch 7 (it diverges there).
+    """
+    c, a = (CENTRES, CURVATURES) if rows is None else (CENTRES[rows], CURVATURES[rows])
+    r = np.arange(len(CENTRES)) if rows is None else rows
+    w = p["theta"]["w"]
+    value = a * anp.sum((w - c) ** 2, axis=1) + anp.sum((p["phi"]["v"] - w) ** 2, axis=1)
+    return value + np.where((r == 2) & (epoch == 7), np.nan, 0.0)
+
+
+def _separable_losses(restarts):
+    """Training and validation losses of the restarts ``restarts`` (indices into CENTRES) of :func:`_separable`."""
+    def loss(p, epoch, eps, rows=None):
+        return _separable(p, epoch, eps, restarts if rows is None else restarts[rows])
+
+    def val_loss(p, rows=None):
+        return loss(p, -1, None, rows)
+    return loss, val_loss
+
+
+def _two_parts(R, **settings):
+    return BatchedRun({"theta": {"w": np.zeros((R, 2))}, "phi": {"v": np.ones((R, 2))}}, adam(0.05), **settings)
+
+
+def _separable_run(restarts, epochs=120, patience=20):
+    loss, val_loss = _separable_losses(restarts)
+    run = _two_parts(len(restarts), patience=patience, tol=1e-3)
+    return train_epochs(run, ("theta", "phi"), loss, val_loss, lambda: None, epochs, 5,
+                        progress_bar(epochs, False, "test"))
+
+
+def _assert_same_tree(a, b):
+    la, lb = tree_leaves(a), tree_leaves(b)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_every_field_of_the_restart_state_has_the_restart_axis():
+    run = _separable_run(np.arange(5), epochs=30)
+    assert isinstance(run.per_restart, RestartState)
+    for leaf in tree_leaves(run.per_restart):
+        assert np.shape(leaf)[0] == 5
+    assert run.per_restart.best.flat.keys() == run.per_restart.flat.keys() == run.per_restart.opt_state.keys()
+
+
+@pytest.mark.parametrize("index", [np.array([1, 3]), np.array([0, 2, 4]), slice(3, 5)])
+def test_a_subset_is_the_run_of_those_restarts_alone(index):
+    """Stopping at different epochs and a divergence included: every field of the state, bit for bit."""
+    whole = _separable_run(np.arange(5))
+    assert whole.diverged.tolist() == [False, False, True, False, False] and whole.stopped.any()
+    restarts = np.arange(5)[index]
+    part, alone = whole.subset(index), _separable_run(restarts)
+    _assert_same_tree(part.per_restart, alone.per_restart)
+    assert part.epoch == alone.epoch and part.val_epochs == alone.val_epochs
+    assert part.selected_restart() == alone.selected_restart()
+
+
+def test_the_loop_steps_the_parts_the_schedule_names():
+    run = _two_parts(2)
+    schedule = Schedule(lambda epoch: ("phi",) if epoch % 3 == 0 else ("theta", "phi"))
+    train_epochs(run, schedule, *_separable_losses(np.array([0, 1])), lambda: None, 30, 10,
+                 progress_bar(30, False, "test"))
+    # Epochs 0, 3, ..., 27 step phi only: theta takes 20 Adam steps, phi 30.
+    assert np.all(run.state["theta"]["t"] == 20) and np.all(run.state["phi"]["t"] == 30)
+    assert run.epoch == 30 and run.val_epochs == [10, 20, 30]
+
+
+def test_a_schedule_sees_every_validation_and_the_loop_ends_when_all_stopped():
+    seen = []
+
+    class Watch(Schedule):
+        def validated(self, run, epoch):
+            seen.append((epoch, run.epoch, run.stopped.copy()))
+
+    run = _two_parts(2, patience=10, tol=1e6)          # nothing improves by 1e6: all stop at the second check
+    train_epochs(run, Watch(("theta", "phi")), *_separable_losses(np.array([0, 1])), lambda: None, 100, 10,
+                 progress_bar(100, False, "test"))
+    assert [(e, n) for e, n, _ in seen] == [(9, 10), (19, 20)]
+    assert seen[-1][2].all() and run.finished and run.epoch == 20
