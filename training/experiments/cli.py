@@ -1,4 +1,5 @@
-"""``python -m training``: fit one unit (``fit``), run the Table 1 sweep (``table1``), draw Figures 2-5 (``figures``)."""
+"""``python -m training``: fit one unit (``fit``), run the Table 1 sweep (``table1``), count failed fits on
+fresh seeds (``robustness``), draw Figures 2-5 (``figures``)."""
 import argparse
 import os
 import sys
@@ -9,11 +10,11 @@ from analysis import checks
 
 from ..datasets import DATASETS
 from ..trainers import AllRestartsDiverged
-from . import table
+from . import robustness, table
 from .config import expand_units, load_profile, parse_assignment, set_option
 from .store import load_records, write_json_atomic
 from .sweep import run_sweep
-from .unit import METHODS, fit_and_evaluate, make_trainer
+from .unit import FAIL_NATS, METHODS, fit_and_evaluate, make_trainer
 
 
 # ---- argument checks, run before any training: each error names its flag ----
@@ -143,22 +144,10 @@ def build_parser():
     fit.add_argument("--no-progress", action="store_true")
 
     t1 = sub.add_parser("table1", help="run (or resume) the Table 1 sweep and write table1.md/.csv")
-    t1.add_argument("--profile", default="quick", help="bundled profile name or JSON path (default quick)")
-    t1.add_argument("--out", required=True, help="results directory (records, config.json, table1.*)")
-    t1.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
-    t1.add_argument("--scheduler", help="a Dask scheduler address: run units on that cluster")
-    t1.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a profile entry, e.g. train.epochs=500 or grids.beta_vae.beta=[2.0]")
-    t1.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=E")
-    t1.add_argument("--restarts", type=int, help="shorthand for --set train.restarts=R")
-    t1.add_argument("--seeds", help="comma-separated data set seeds, e.g. 0,1,2")
-    t1.add_argument("--datasets", help="comma-separated data set names")
-    t1.add_argument("--methods", help="comma-separated method names")
-    t1.add_argument("--fresh", action="store_true", help="delete the directory's records first")
-    t1.add_argument("--no-batch-settings", action="store_true",
-                    help="fit every unit alone (default: the grid points of vae, beta_vae and "
-                         "annealed_beta_vae on one data set and seed are fitted as one batch)")
-    t1.add_argument("--no-progress", action="store_true")
+    _sweep_arguments(t1, "results directory (records, config.json, table1.*)")
+    rb = sub.add_parser("robustness", help="run (or resume) a sweep on fresh seeds and count the failed fits "
+                                           "(robustness.md/.csv/.png)")
+    _sweep_arguments(rb, "results directory (records, config.json, robustness.*)")
 
     fig = sub.add_parser("figures", help="Figures 2-5: posterior means of VAE and LiBI")
     fig.add_argument("--out", required=True, help="folder for figure2.png ... figure5.png")
@@ -169,6 +158,49 @@ def build_parser():
     return parser
 
 
+def _sweep_arguments(cmd, out_help):
+    """The arguments of the commands that run a sweep (table1, robustness)."""
+    cmd.add_argument("--profile", default="quick", help="bundled profile name or JSON path (default quick)")
+    cmd.add_argument("--out", required=True, help=out_help)
+    cmd.add_argument("--workers", type=int, help="local worker processes (default: CPU count)")
+    cmd.add_argument("--scheduler", help="a Dask scheduler address: run units on that cluster")
+    cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a profile entry, e.g. train.epochs=500 or grids.beta_vae.beta=[2.0]")
+    cmd.add_argument("--epochs", type=int, help="shorthand for --set train.epochs=E")
+    cmd.add_argument("--restarts", type=int, help="shorthand for --set train.restarts=R")
+    cmd.add_argument("--seeds", help="data set seeds: a comma-separated list and ranges, e.g. 0,1,2 or 100-119")
+    cmd.add_argument("--datasets", help="comma-separated data set names")
+    cmd.add_argument("--methods", help="comma-separated method names")
+    cmd.add_argument("--fresh", action="store_true", help="delete the directory's records first")
+    cmd.add_argument("--no-batch-settings", action="store_true",
+                     help="fit every unit alone (default: the grid points of vae, beta_vae and "
+                          "annealed_beta_vae on one data set and seed are fitted as one batch)")
+    cmd.add_argument("--no-progress", action="store_true")
+
+
+def parse_seeds(text):
+    """Seeds from ``"0,1,2"``, ``"100-119"`` or a mix (ranges inclusive), in order.
+
+    Examples
+    --------
+    >>> parse_seeds("100-103,7")
+    [100, 101, 102, 103, 7]
+    """
+    seeds = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        low, dash, high = part.partition("-")
+        try:
+            seeds += list(range(int(low), int(high) + 1)) if dash else [int(part)]
+        except ValueError:
+            raise ValueError(f"--seeds expects comma-separated seeds or ranges (e.g. 0,1,2 or 100-119), "
+                             f"got {text!r}") from None
+        if dash and int(high) < int(low):
+            raise ValueError(f"--seeds: the range {part!r} is empty (write low-high)")
+    return seeds
+
+
 def _table1_config(args):
     config = load_profile(args.profile)
     assignments = [parse_assignment(text) for text in args.set]
@@ -176,21 +208,19 @@ def _table1_config(args):
         assignments.append(("train.epochs", args.epochs))
     if args.restarts is not None:
         assignments.append(("train.restarts", args.restarts))
-    for flag, key, convert in (("seeds", "seeds", int), ("datasets", "datasets", str),
-                               ("methods", "methods", str)):
+    if args.seeds:
+        assignments.append(("seeds", parse_seeds(args.seeds)))
+    for flag in ("datasets", "methods"):
         text = getattr(args, flag)
         if text:
-            try:
-                assignments.append((key, [convert(v) for v in text.split(",") if v]))
-            except ValueError:
-                raise ValueError(f"--{flag} expects a comma-separated list, got {text!r}") from None
+            assignments.append((flag, [v for v in text.split(",") if v]))
     for key, value in assignments:
         config = set_option(config, key, value)
     return config
 
 
-def run_table1(args):
-    config = _table1_config(args)
+def _run_sweep(args, config):
+    """Run (or resume) the sweep of ``config`` into ``args.out``; returns (counts, records, seconds)."""
     check_table1(args)
     executor = None
     if args.scheduler:
@@ -200,6 +230,23 @@ def run_table1(args):
     counts = run_sweep(config, args.out, executor=executor, workers=args.workers, fresh=args.fresh,
                        progress=not args.no_progress, batch_settings=not args.no_batch_settings)
     _, records = load_records(args.out, config)
+    return counts, records, time.time() - started
+
+
+def _report_counts(counts, seconds, out, files):
+    print(f"units: {counts['total']} ({counts['skipped']} already finished, {counts['ran']} run, "
+          f"{counts['failed']} failed, {counts['diverged']} diverged, {counts['corrupt']} corrupt "
+          f"recomputed); wall time {seconds:.0f} s -> {', '.join(os.path.join(out, f) for f in files)}")
+    if counts["failed"]:    # the table lacks them: not a success
+        print(f"error: {counts['failed']} units failed (their records hold the errors); rerun the same "
+              "command to retry them", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_table1(args):
+    config = _table1_config(args)
+    counts, records, seconds = _run_sweep(args, config)
     rows = table.aggregate(records, config["datasets"], config["methods"])
     text = table.markdown(rows, config["datasets"], config["methods"],
                           title=f"Table 1, profile {config.get('name', '?')}",
@@ -208,14 +255,18 @@ def run_table1(args):
         f.write(text)
     table.write_csv(rows, os.path.join(args.out, "table1.csv"))
     print(text)
-    print(f"units: {counts['total']} ({counts['skipped']} already finished, {counts['ran']} run, "
-          f"{counts['failed']} failed, {counts['diverged']} diverged, {counts['corrupt']} corrupt "
-          f"recomputed); wall time {time.time() - started:.0f} s -> {args.out}/table1.md, table1.csv")
-    if counts["failed"]:    # the table lacks them: not a success
-        print(f"error: {counts['failed']} units failed (their records hold the errors); rerun the same "
-              "command to retry them", file=sys.stderr)
-        return 1
-    return 0
+    return _report_counts(counts, seconds, args.out, ("table1.md", "table1.csv"))
+
+
+def run_robustness(args):
+    config = _table1_config(args)
+    counts, records, seconds = _run_sweep(args, config)
+    seeds = config["seeds"]
+    span = f"seeds {seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else f"seeds {seeds}"
+    paths = robustness.write_report(records, args.out, title=f"Robustness, profile {config.get('name', '?')}, {span}")
+    with open(paths["robustness.md"]) as f:
+        print(f.read())
+    return _report_counts(counts, seconds, args.out, list(paths))
 
 
 FIGURE_MODELS = [(d, m) for d in ("linear_jtex", "cubic_jtex") for m in ("vae", "libi")]
@@ -252,9 +303,9 @@ def run_figures(args):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if args.command in ("table1", "figures"):
+    if args.command in ("table1", "robustness", "figures"):
         try:
-            return run_table1(args) if args.command == "table1" else run_figures(args)
+            return {"table1": run_table1, "robustness": run_robustness, "figures": run_figures}[args.command](args)
         except (ValueError, TypeError) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
@@ -287,6 +338,9 @@ def main(argv=None):
               + (f", {m['test_ll_quadrature']:.4f} (quadrature)" if m["test_ll_quadrature"] is not None else "")
               + (f", {m['test_ll_exact']:.4f} (exact)" if m["test_ll_exact"] is not None else "")
               + (f", true model {m['test_ll_truth']:.4f}" if m["test_ll_truth"] is not None else "")
+              + (f" ({m['test_ll_gap_to_truth']:.4f} below it"
+                 + (f": FAILED, more than {FAIL_NATS:g} nat" if m["below_truth"] else "") + ")"
+                 if m.get("test_ll_gap_to_truth") is not None else "")
               + (f", smooth kNN {m['smooth_knn']:.3f}" if "smooth_knn" in m else "")
               + f"; selected restart {record['best_restart']}: {record['selected_epochs_run']} epochs, "
               + ("converged" if record["selected_converged"] else "not converged (hit the budget)")

@@ -155,6 +155,8 @@ def record_files(out_dir, corrupt=False):
 
 #: Metrics that are lists of objects of numbers (diagnostics), not numbers.
 LIST_METRICS = frozenset({"test_ll_is_worst"})
+#: Metrics that are flags (true, false or null), not numbers.
+FLAG_METRICS = frozenset({"below_truth"})
 
 
 def _number_table(value):
@@ -178,6 +180,9 @@ def record_problem(record):
             if key in LIST_METRICS:
                 if value is not None and not _number_table(value):
                     return f"metric {key} is not a list of objects of numbers ({type(value).__name__})"
+            elif key in FLAG_METRICS:
+                if value is not None and not isinstance(value, bool):
+                    return f"metric {key} is not true, false or null ({type(value).__name__} {value!r})"
             elif value is not None and not is_number(value):
                 return f"metric {key} is not a number ({type(value).__name__} {value!r})"
     return None

@@ -12,11 +12,18 @@ can be hundreds of nats off on the nonlinear data sets. A cell whose
 selected models did not all stop by the stopping rule (they hit the epoch
 budget, or the rule was off) is marked with a dagger. One more row gives
 the true model's own test log-likelihood: the ceiling.
+
+A mean over data sets can hide a failed fit, so every cell also counts the
+data sets whose selected model fell more than :data:`FAIL_NATS` nats per
+point below the true model's test log-likelihood (by the exact or the
+quadrature log-likelihood, where the truth is known), and names the worst.
 """
 import csv
 import json
 
 import numpy as np
+
+from .unit import FAIL_NATS, gap_to_truth
 
 DATASET_TITLES = {"linear_jtex": "LinearJTEx", "cubic_jtex": "CubicJTEx", "gaussian": "Gaussian",
                   "mobius": "Mobius", "univariate": "Univariate"}
@@ -36,6 +43,31 @@ PAPER_TABLE1 = {
     "libi": {"linear_jtex": (-2.99, 0.03, 0.06, 0.05), "cubic_jtex": (-8.90, 3.98, 1.75, 2.75),
              "gaussian": (7.85, 0.05, 0.10, 0.08), "mobius": (1.91, 0.05, 0.17, 0.06)},
 }
+
+
+def failures(records, nats=FAIL_NATS):
+    """How many of ``records`` fell more than ``nats`` below the truth, of how many known; and the worst.
+
+    Returns
+    -------
+    dict
+        ``n_fail`` (None where no gap is known), ``n_gap`` (records with a
+        known gap), ``worst_seed`` and ``worst_gap`` (the largest gap; None
+        where none is known).
+
+    Examples
+    --------
+    >>> recs = [{"seed": s, "metrics": {"test_ll_truth": -3.0, "test_ll_exact": ll}}
+    ...         for s, ll in ((0, -3.1), (1, -20.0), (2, -3.05))]
+    >>> failures(recs)
+    {'n_fail': 1, 'n_gap': 3, 'worst_seed': 1, 'worst_gap': 17.0}
+    """
+    gaps = [(gap_to_truth(r["metrics"]), r.get("seed")) for r in records]
+    gaps = [(g, seed) for g, seed in gaps if g is not None]
+    if not gaps:
+        return {"n_fail": None, "n_gap": 0, "worst_seed": None, "worst_gap": None}
+    worst, seed = max(gaps, key=lambda item: item[0])
+    return {"n_fail": sum(g > nats for g, _ in gaps), "n_gap": len(gaps), "worst_seed": seed, "worst_gap": worst}
 
 
 def _std(values):
@@ -73,8 +105,9 @@ def aggregate(records, datasets, methods):
         absent), ``knn_mean``, ``knn_std``, ``selected_by`` (the metric the
         setting was chosen by), ``unconverged`` (data sets whose selected
         model hit the budget without stopping by the rule), ``failed``
-        (units not ok for that setting), and the paper's numbers
-        (``paper_*``, None where absent).
+        (units not ok for that setting), the :func:`failures` of its selected
+        models (``n_fail``, ``n_gap``, ``worst_seed``, ``worst_gap``), and the
+        paper's numbers (``paper_*``, None where absent).
 
     Examples
     --------
@@ -108,13 +141,14 @@ def aggregate(records, datasets, methods):
                         "quad_ll_mean": quad_mean, "quad_ll_std": quad_std,
                         "knn_mean": knn_mean, "knn_std": knn_std, "selected_by": by,
                         "unconverged": sum(not r.get("selected_converged", False) for r in ok),
-                        "_score": float(np.mean([r["metrics"][by] for r in ok]))}
+                        **failures(ok), "_score": float(np.mean([r["metrics"][by] for r in ok]))}
                 if best is None or cand["_score"] > best["_score"]:
                     best = cand
             if best is None:
                 best = {"setting": None, "n": 0, "failed": sum(len(g) for g in by_setting.values()),
                         "test_ll_mean": None, "test_ll_std": None, "quad_ll_mean": None, "quad_ll_std": None,
-                        "knn_mean": None, "knn_std": None, "selected_by": None, "unconverged": 0}
+                        "knn_mean": None, "knn_std": None, "selected_by": None, "unconverged": 0,
+                        **failures([])}
             best.pop("_score", None)
             paper = PAPER_TABLE1.get(method, {}).get(dataset, (None,) * 4)
             rows.append({"dataset": dataset, "method": method, **best,
@@ -144,15 +178,23 @@ def _cell(mean, std, mark=""):
     return "n/a" if mean is None else f"{mean:.2f} ± {std:.2f}{mark}"
 
 
+def _fail_cell(row):
+    """``k/n`` data sets more than FAIL_NATS below the truth, and the worst one's seed and gap."""
+    if row.get("n_fail") is None:
+        return "n/a"
+    return f"{row['n_fail']}/{row['n_gap']} (worst s{row['worst_seed']}: {row['worst_gap']:.2f})"
+
+
 def markdown(rows, datasets, methods, title="Table 1", truth=None):
-    """The paper's layout: methods as rows, (Test-LL IS, Test-LL quad, S-kNN) per data set; then the paper's.
+    """The paper's layout: methods as rows, (Test-LL IS, Test-LL quad, S-kNN, failures) per data set; then the paper's.
 
     ``truth`` (from :func:`truth_rows`) adds the true model's row.
     """
     lookup = {(r["dataset"], r["method"]): r for r in rows}
     names = [DATASET_TITLES.get(d, d) for d in datasets]
-    head = "| method | " + " | ".join(f"{n} LL (IS) | LL (quad) | S-kNN" for n in names) + " |"
-    rule = "|---|" + "---|---|---|" * len(datasets)
+    head = ("| method | " + " | ".join(f"{n} LL (IS) | LL (quad) | S-kNN | > {FAIL_NATS:g} nat below truth"
+                                      for n in names) + " |")
+    rule = "|---|" + "---|---|---|---|" * len(datasets)
     lines = [head, rule]
     for m in methods:
         cells = []
@@ -160,13 +202,13 @@ def markdown(rows, datasets, methods, title="Table 1", truth=None):
             r = lookup[(d, m)]
             mark = " †" if r["unconverged"] else ""
             cells += [_cell(r["test_ll_mean"], r["test_ll_std"], mark), _cell(r["quad_ll_mean"], r["quad_ll_std"], mark),
-                      _cell(r["knn_mean"], r["knn_std"], mark)]
+                      _cell(r["knn_mean"], r["knn_std"], mark), _fail_cell(r)]
         lines.append(f"| {METHOD_TITLES.get(m, m)} | " + " | ".join(cells) + " |")
     if truth:
         cells = []
         for d in datasets:
             mean, std, _ = truth.get(d, (None, None, 0))
-            cells += ["", _cell(mean, std), ""]
+            cells += ["", _cell(mean, std), "", ""]
         lines.append("| true model (ceiling) | " + " | ".join(cells) + " |")
     n = sorted({r["n"] for r in rows})
     out = [f"## {title}: this run (mean ± std over data sets; n = {', '.join(map(str, n))})", ""] + lines
@@ -178,7 +220,10 @@ def markdown(rows, datasets, methods, title="Table 1", truth=None):
                             for r in rows if r["unconverged"])]
     by = sorted({r["selected_by"] for r in rows if r["selected_by"]})
     out += ["", "LL (IS): importance sampling, the paper's estimator; LL (quad): quadrature over the latent "
-            "space. Settings chosen by " + (", ".join(b.replace("test_ll_", "") for b in by) or "n/a") + "."]
+            "space. Settings chosen by " + (", ".join(b.replace("test_ll_", "") for b in by) or "n/a") + ". "
+            f"> {FAIL_NATS:g} nat below truth: of the data sets whose true model is known, how many selected "
+            f"models score more than {FAIL_NATS:g} nat per test point below it (exact or quadrature "
+            "log-likelihood), and the worst data set (its seed and gap)."]
     paper_head = "| method | " + " | ".join(f"{n} Test-LL | S-kNN" for n in names) + " |"
     out += ["", "## Paper (Yacoby et al. 2020, Table 1; mean ± std over 5 data sets)", "", paper_head,
             "|---|" + "---|---|" * len(datasets)]
@@ -202,8 +247,8 @@ def markdown(rows, datasets, methods, title="Table 1", truth=None):
 
 def write_csv(rows, path):
     fields = ["dataset", "method", "setting", "n", "failed", "unconverged", "selected_by", "test_ll_mean",
-              "test_ll_std", "quad_ll_mean", "quad_ll_std", "knn_mean", "knn_std", "paper_ll_mean",
-              "paper_ll_std", "paper_knn_mean", "paper_knn_std"]
+              "test_ll_std", "quad_ll_mean", "quad_ll_std", "knn_mean", "knn_std", "n_fail", "n_gap",
+              "worst_seed", "worst_gap", "paper_ll_mean", "paper_ll_std", "paper_knn_mean", "paper_knn_std"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()

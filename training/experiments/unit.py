@@ -14,7 +14,7 @@ import numpy as np
 
 from analysis import checks
 
-from ..core.trees import tree_to_lists
+from ..core.trees import tree_take, tree_to_lists
 from ..datasets.synthetic import DATASETS, load_dataset
 from ..evaluate.knn import smooth_knn
 from ..evaluate.likelihood import held_out_log_likelihood, reference_log_likelihood
@@ -44,6 +44,29 @@ def make_trainer(method, **settings):
         raise TypeError(f"bad settings for method {method!r}: {err}") from None
 
 
+#: A selected model this many nats per test point below the true model's test log-likelihood failed.
+FAIL_NATS = 1.0
+
+def gap_to_truth(metrics):
+    """The true model's test log-likelihood minus the model's, per point; None where either is unknown.
+
+    The model's by the exact log-likelihood, else by quadrature (importance
+    sampling can be hundreds of nats off, so it is not used here).
+
+    Examples
+    --------
+    >>> gap_to_truth({"test_ll_truth": -2.96, "test_ll_exact": -3.15, "test_ll_quadrature": -3.15})
+    0.18999999999999995
+    >>> gap_to_truth({"test_ll_truth": -4.0, "test_ll_quadrature": None, "test_ll_is": -4.1}) is None
+    True
+    """
+    truth = metrics.get("test_ll_truth")
+    model = metrics.get("test_ll_exact")
+    if model is None:
+        model = metrics.get("test_ll_quadrature")
+    return None if truth is None or model is None else float(truth - model)
+
+
 def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
     """Test metrics of a fitted trainer's selected model (docs/theory.md §7).
 
@@ -59,7 +82,10 @@ def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
         ``test_ll_exact`` (linear models); ``test_ll_truth``, the true
         model's own test log-likelihood (exact or quadrature; the ceiling);
         ``smooth_knn`` mean and std; the aggregated posterior's
-        ``agg_kl_to_prior`` and ``agg_max_abs_corr``; evaluation time.
+        ``agg_kl_to_prior`` and ``agg_max_abs_corr``; evaluation time;
+        ``test_ll_gap_to_truth`` (:func:`gap_to_truth`) and
+        ``below_truth`` (that gap above :data:`FAIL_NATS`; None where
+        unknown).
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
     t0 = time.perf_counter()
@@ -80,9 +106,60 @@ def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
         knn = smooth_knn(data, trainer.theta_, rng, repeats=knn_repeats)
         out.update(smooth_knn=float(knn.mean), smooth_knn_std=float(knn.std))
     agg = aggregated_posterior(enc, trainer.phi_, data.test)
+    gap = gap_to_truth(out)
     out.update(agg_kl_to_prior=float(agg["kl_to_prior"][0]),
                agg_max_abs_corr=float(agg["max_abs_corr"][0]),
+               test_ll_gap_to_truth=gap, below_truth=None if gap is None else gap > FAIL_NATS,
                eval_seconds=time.perf_counter() - t0)
+    return out
+
+
+def restart_metrics(data, trainer):
+    """Per restart of a fitted ``trainer``: its own test log-likelihood, its gap to the truth, how it ended.
+
+    Each restart's kept parameters (``best_params_``: its validation-best,
+    for LiBI its best repetition) are scored like the selected model, so a
+    restart that ended on a plateau shows even where another restart was
+    selected (docs/design.md, "Robustness").
+
+    Returns
+    -------
+    dict of lists, one entry per restart
+        ``val_objective``, ``epochs_run``, ``diverged``, ``converged``;
+        ``test_ll`` (exact or quadrature, mean per test point; None where
+        neither applies or the restart diverged) and ``gap_to_truth`` (the
+        true model's test log-likelihood minus it); ``code_cov_eigenvalues``
+        (the covariance of the codes of the validation points, ascending:
+        near 0, the codes collapsed onto fewer dimensions);
+        ``A_singular_values`` (JTEx only, descending: near 0, a
+        rank-deficient A); LiBI's ``step1_val_objective`` (the best Step-1
+        validation objective of its last repetition).
+    """
+    params, lik, enc = trainer.best_params_, data.likelihood, data.encoder
+    ok = ~np.asarray(trainer.diverged_, dtype=bool)
+    R = ok.size
+    out = {"val_objective": trainer.val_objective_, "epochs_run": trainer.epochs_run_,
+           "diverged": trainer.diverged_, "converged": trainer.converged_}
+    test_ll = np.full(R, np.nan)
+    if ok.any():
+        theta = tree_take(params["theta"], np.flatnonzero(ok))
+        ll = reference_log_likelihood(lik, theta, data.test)
+        if ll is not None:
+            test_ll[ok] = np.mean(ll, axis=1)
+    truth = truth_log_likelihood(data)
+    out["test_ll"] = test_ll
+    out["gap_to_truth"] = (truth - test_ll) if truth is not None else np.full(R, np.nan)
+    codes = np.asarray(enc.mean(params["varphi"] if "varphi" in params else params["phi"], data.val))
+    with np.errstate(all="ignore"):
+        out["code_cov_eigenvalues"] = np.array([np.linalg.eigvalsh(np.cov(z.T)) if np.all(np.isfinite(z))
+                                                else np.full(z.shape[1], np.nan) for z in codes])
+        if "A" in params["theta"]:
+            out["A_singular_values"] = np.array([np.linalg.svd(a, compute_uv=False) if np.all(np.isfinite(a))
+                                                 else np.full(2, np.nan) for a in params["theta"]["A"]])
+    if hasattr(trainer, "best_repeat_") and trainer.history_:
+        val = np.asarray(trainer.history_[-1]["step1"]["val"], dtype=float).reshape(R, -1)
+        best = np.min(np.where(np.isfinite(val), val, np.inf), axis=1, initial=np.inf)
+        out["step1_val_objective"] = np.where(np.isfinite(best), best, np.nan)
     return out
 
 
@@ -163,6 +240,7 @@ def _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samp
               "epochs_run": trainer.epochs_run_, "converged": trainer.converged_,
               "selected_epochs_run": int(trainer.epochs_run_[trainer.best_restart_]),
               "selected_converged": bool(trainer.converged_[trainer.best_restart_]),
+              "restarts": restart_metrics(data, trainer),
               "fit_seconds": fit_seconds, "versions": versions()}
     if shared_by is not None:
         record["fit_seconds_shared_by"] = shared_by
@@ -178,8 +256,8 @@ def fit_and_evaluate(dataset, seed, method, settings=None, is_samples=5000, knn_
     dict
         A self-describing record: ``dataset``, ``seed``, ``method``,
         ``settings``, ``metrics``, ``selected`` (theta and phi of the selected
-        restart), ``val_objective``, ``diverged`` (per restart),
-        ``fit_seconds``, ``versions``.
+        restart), ``val_objective``, ``diverged`` (per restart), ``restarts``
+        (:func:`restart_metrics`), ``fit_seconds``, ``versions``.
     """
     seed = _check_unit(dataset, seed)
     settings = dict(settings or {})

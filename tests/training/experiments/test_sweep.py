@@ -1,4 +1,5 @@
 """The Table 1 pipeline: units, records, resume after a kill, refusals, table aggregation, Dask."""
+import csv
 import glob
 import json
 import os
@@ -12,8 +13,9 @@ import pytest
 
 from training.experiments import table
 from training.experiments.config import expand_units, load_profile, set_option
-from training.experiments.store import ConfigMismatch, load_records
+from training.experiments.store import ConfigMismatch, load_records, record_problem
 from training.experiments.sweep import run_sweep
+from training.experiments.unit import gap_to_truth
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -193,3 +195,38 @@ def test_dask_executor(tmp_path):
     assert counts["ran"] == 2 and counts["failed"] == 0
     _, records = load_records(str(tmp_path))
     assert sorted(r["method"] for r in records) == ["libi", "vae"]
+
+
+def test_cells_count_the_data_sets_that_fell_below_the_truth(tmp_path):
+    """A mean over data sets can hide a failed fit: each cell counts them and names the worst."""
+    def rec(method, seed, quad, truth=7.8):
+        return {"status": "ok", "dataset": "gaussian", "method": method, "grid_point": {}, "seed": seed,
+                "metrics": {"test_ll_is": quad, "test_ll_quadrature": quad, "test_ll_truth": truth,
+                            "smooth_knn": 1.0}}
+    records = [rec("libi", 0, 7.7), rec("libi", 1, 5.0), rec("libi", 2, 7.79), rec("vae", 0, 7.0, truth=None)]
+    rows = {r["method"]: r for r in table.aggregate(records, ["gaussian"], ["vae", "libi"])}
+    libi = rows["libi"]
+    assert (libi["n_fail"], libi["n_gap"], libi["worst_seed"]) == (1, 3, 1)
+    assert libi["worst_gap"] == pytest.approx(2.8)
+    assert rows["vae"]["n_fail"] is None and rows["vae"]["n_gap"] == 0
+    text = table.markdown(list(rows.values()), ["gaussian"], ["vae", "libi"])
+    assert "1/3 (worst s1: 2.80)" in text and "| n/a |" in text
+    path = tmp_path / "t.csv"
+    table.write_csv(list(rows.values()), path)
+    with open(path) as f:
+        csv_rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert csv_rows["libi"]["n_fail"] == "1" and csv_rows["libi"]["worst_seed"] == "1"
+
+
+def test_a_gap_to_the_truth_uses_exact_or_quadrature_only():
+    assert gap_to_truth({"test_ll_truth": -3.0, "test_ll_exact": -3.5, "test_ll_quadrature": -9.0}) == 0.5
+    assert gap_to_truth({"test_ll_truth": -3.0, "test_ll_exact": None, "test_ll_quadrature": -4.0}) == 1.0
+    assert gap_to_truth({"test_ll_truth": -3.0, "test_ll_is": -3.1}) is None
+    assert gap_to_truth({"test_ll_truth": None, "test_ll_exact": -3.0}) is None
+
+
+def test_a_record_flag_metric_must_be_a_bool():
+    base = {"status": "ok", "metrics": {"test_ll_is": -3.0, "below_truth": False}}
+    assert record_problem(base) is None
+    bad = {"status": "ok", "metrics": {"test_ll_is": -3.0, "below_truth": 1}}
+    assert "below_truth" in record_problem(bad)
