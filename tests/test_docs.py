@@ -290,5 +290,5 @@ def test_readme_analysis_example_prints_what_it_says():
 def test_readme_training_example_prints_what_it_says():
     (vae_to_opt, vae_err, vae_ll), (_, libi_err, libi_ll) = _run(_readme_examples()[1])
     assert vae_to_opt < 0.005 and vae_err == pytest.approx(0.300, abs=0.005)
-    assert libi_err == pytest.approx(0.009, abs=0.002)
+    assert libi_err < 0.002                       # the MLE of C is S itself: LiBI recovers it
     assert vae_ll == pytest.approx(-3.12, abs=0.01) and libi_ll == pytest.approx(-2.95, abs=0.01)

@@ -79,6 +79,40 @@ class Encoder:
         head = params["mean"]
         return {**params, "mean": {"W": head["W"] / s[:, None, :], "b": (head["b"] - m) / s}}
 
+    def transform_codes(self, params, shift, S):
+        """The mean head changed so every code becomes ``(z - shift) @ S``: shift (R, K), S (R, K, K).
+
+        Exact, since the codes are an affine map of the last hidden layer.
+        """
+        head = params["mean"]
+        return {**params, "mean": {"W": np.einsum("rdk,rkj->rdj", head["W"], S),
+                                   "b": np.einsum("rk,rkj->rj", head["b"] - shift, S)}}
+
+    def whiten(self, params, X):
+        """The mean head changed so the codes of X have mean 0 and covariance I, per restart.
+
+        The symmetric inverse square root of the codes' covariance: of all
+        whitening maps the one that moves the codes least. Unlike
+        :meth:`standardize` it also decorrelates them, so the decoder sees
+        every code direction from the first step.
+
+        Examples
+        --------
+        >>> enc = Encoder(2, 2)
+        >>> phi = enc.init([np.random.default_rng(0), np.random.default_rng(1)])
+        >>> X = np.random.default_rng(2).standard_normal((200, 2)) @ [[1.0, 0.9], [0.0, 0.3]]
+        >>> Z = np.asarray(enc.mean(enc.whiten(phi, X), X))
+        >>> bool(np.allclose(np.einsum("rnk,rnj->rkj", Z, Z) / 200, np.eye(2)))
+        True
+        """
+        Z = np.asarray(self.mean(params, X))
+        m = Z.mean(axis=1)
+        Zc = Z - m[:, None]
+        w, V = np.linalg.eigh(np.einsum("rnk,rnj->rkj", Zc, Zc) / Z.shape[1])
+        tiny = 1e-12 * np.maximum(w[:, -1:], 1e-300)      # a collapsed code direction stays finite
+        S = np.einsum("rkj,rj,rlj->rkl", V, 1.0 / np.sqrt(np.maximum(w, tiny)), V)
+        return self.transform_codes(params, m, S)
+
     @staticmethod
     def deterministic_part(params):
         """The mean network's parameters (LiBI Step 3 re-initializes varphi from these)."""

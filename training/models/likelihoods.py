@@ -71,6 +71,16 @@ class Likelihood:
         """
         return None
 
+    def decoder_from_codes(self, theta, Z, X):
+        """The family's least-squares decoder for white codes Z (R, N, K) of X (N, D), or None.
+
+        Returns ``(theta, Q)``: parameters whose noise-free mean maps the
+        codes ``Z @ Q`` (Q (R, K, K) orthogonal, so the codes stay white)
+        closest to X, and Q. None where the family has no closed form
+        (then ``theta`` is kept as drawn). LiBI starts Step 1 here.
+        """
+        return None
+
     def log_likelihood(self, theta, x, z):
         """log p_theta(x | z): x (N, D) or (R, N, D), z (R, N, K) -> (R, N)."""
         return gaussian_log_density(x, self.mean(theta, z), self.noise(theta)[:, None, :])
@@ -188,6 +198,34 @@ class JTEx(Likelihood):
         h = z @ _t(self.W(params))
         return h * h * h if self.cubic else h
 
+    def decoder_from_codes(self, params, Z, X):
+        """A at the data's own scale, and the codes turned to the orientation W can represent.
+
+        With Y = X (cube roots of X for CubicJTEx), W W^T is set to Y's second
+        moment, less the noise (linear: A A^T = Y^T Y / N - sigma2 I, the
+        maximum-likelihood value) or less B (cubic), eigenvalues floored at
+        1e-3 of their mean so that A starts full rank. W is then the lower
+        triangular L = chol(A A^T + B) with positive diagonal, and the codes
+        are turned by the orthogonal Q closest to mapping them onto
+        W^{-1} y (Procrustes): a reflected orientation, which no such W can
+        represent, is absorbed into Q (docs/design.md). Not a least-squares
+        fit to the codes: while the codes explain little of Y, that fit
+        shrinks W towards rank 1, the trap itself.
+        """
+        if self.learn != "A":
+            return None
+        Y = np.cbrt(X) if self.cubic else np.asarray(X)
+        b = np.diag(np.broadcast_to(self.b, (2,)))
+        M = Y.T @ Y / len(Y) - (b if self.cubic else self.sigma2 * np.eye(2))
+        w, V = np.linalg.eigh(0.5 * (M + M.T))
+        w = np.maximum(w, 1e-3 * np.mean(np.abs(w)))
+        A = np.linalg.cholesky((V * w) @ V.T)
+        L = np.linalg.cholesky(A @ A.T + b)
+        target = np.linalg.solve(L, Y.T).T                       # W^{-1} y: white
+        U, _, Vt = np.linalg.svd(np.einsum("rnk,nj->rkj", Z, target))
+        R = Z.shape[0]
+        return {**params, "A": np.broadcast_to(A, (R, 2, 2)).copy()}, U @ Vt
+
     def noise(self, params):
         if self.learn == "b":
             # sigma2 * sigmoid(-u), not sigma2 - b: the difference cancels to 0 near the
@@ -217,6 +255,11 @@ class LinearMap(Likelihood):
 
     def mean(self, params, z):
         return z @ params["A"]
+
+    def decoder_from_codes(self, params, Z, X):
+        """A = Z^T X / N: the least-squares map from white codes Z to X (the codes kept as they are)."""
+        A = np.einsum("rnk,nd->rkd", Z, np.asarray(X)) / Z.shape[1]
+        return {**params, "A": A}, np.broadcast_to(np.eye(self.latent_dim), (Z.shape[0],) + (self.latent_dim,) * 2)
 
     def noise(self, params):
         return anp.full((n_restarts(params), self.data_dim), self.noise_var)

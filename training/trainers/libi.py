@@ -35,6 +35,9 @@ EXP_CAP = 20.0
 #: within this many nats per point of its best (see ``LiBI``).
 STEP1_MARGIN = 0.05
 
+#: Where Step 1 may start (see :class:`LiBI`).
+STEP1_INITS = ("fit", "standardize")
+
 
 def capped_exp(u, cap=EXP_CAP):
     """exp(u) for u <= cap, continued linearly (value and slope match) above.
@@ -165,6 +168,16 @@ class LiBI(BaseTrainer):
         with the penalties off this shows the shrinking codes of App. D.
     val_is_samples : int
         Importance samples per validation point for nonlinear likelihoods.
+    step1_init : {"fit", "standardize"}
+        Where Step 1 starts. ``"fit"`` (default): the encoder's codes of the
+        training data whitened (mean 0, covariance I), and the likelihood
+        started from its family's least-squares fit to them where it has
+        one (``Likelihood.decoder_from_codes``: JTEx, the linear map), the
+        codes turned by an orthogonal map into the orientation the family
+        can represent. ``"standardize"``: each code dimension scaled to unit
+        variance, the likelihood as drawn (the earlier start; it leaves JTEx
+        restarts on a rank-deficient plateau about half the time, see
+        docs/design.md).
     step1_margin : float or None
         Step 1 hands Step 2 the latest iterate whose validation objective was
         within this many nats per point of its best (default 0.05; None: the
@@ -211,7 +224,8 @@ class LiBI(BaseTrainer):
     """
 
     def __init__(self, lambda_hz=1.0, eps_sigma=0.5, eps_mu=0.5, repeats=1, inference_epochs=None,
-                 constraints=(), joint_map=False, val_is_samples=500, step1_margin=STEP1_MARGIN, *,
+                 constraints=(), joint_map=False, val_is_samples=500, step1_margin=STEP1_MARGIN,
+                 step1_init="fit", *,
                  epochs=2000, restarts=10, lr=0.01, elbo="auto", mc_samples=1, val_mc_samples=16, eval_every=10,
                  seed=0, progress=False, patience=None, tol=0.0):
         store_settings(self, locals())
@@ -228,6 +242,8 @@ class LiBI(BaseTrainer):
         if self.inference_epochs is not None:
             checks.integer("inference_epochs", self.inference_epochs, 1)
         checks.integer("val_is_samples", self.val_is_samples, 1)
+        if self.step1_init not in STEP1_INITS:
+            raise ValueError(f"step1_init must be one of {STEP1_INITS}, got {self.step1_init!r}")
         if self.step1_margin is not None and checks.scalar("step1_margin", self.step1_margin) < 0:
             raise ValueError(f"step1_margin must be None (the last iterate) or a number >= 0, "
                              f"got {self.step1_margin!r}")
@@ -271,8 +287,7 @@ class LiBI(BaseTrainer):
     def fit(self, data):
         """Steps 1-3 of LiBI, ``repeats`` times, on ``data.train``; returns self."""
         params, streams = self._setup(data)
-        theta = params["theta"]
-        varphi = data.encoder.standardize(Encoder.deterministic_part(params["phi"]), data.train)
+        theta, varphi = self._step1_start(data, params["theta"], Encoder.deterministic_part(params["phi"]))
         losses = self._losses(data, streams)
         eval_rng = np.random.default_rng(np.random.SeedSequence([self.seed, 11]))
         R = self.restarts
@@ -304,6 +319,30 @@ class LiBI(BaseTrainer):
                 varphi = self._step3(phi)
         self.converged_ &= ~diverged
         return self._finish_libi(best, best_ll, best_repeat, diverged, lls, history)
+
+    def _step1_start(self, data, theta, varphi):
+        """Step 1's first (theta, varphi), as ``step1_init`` says.
+
+        Why "fit": the code penalties are invariant under orthogonal maps of
+        the codes, so their orientation is free at the start, but not later:
+        a JTEx decoder W = chol(A A^T + B) has a positive determinant, so
+        codes that are a reflection of what it can invert cannot be matched,
+        and the encoder cannot reflect them without passing through a
+        singular code covariance, which the covariance penalty bars. The
+        decoder then fits one code direction and A stays rank-deficient
+        (its gradient 2 grad f(M) A keeps A's row space). Starting the
+        decoder from a least-squares fit to white codes, in an orientation
+        it can represent, removes the trap (docs/design.md).
+        """
+        enc, lik, X = data.encoder, data.likelihood, data.train
+        if self.step1_init == "standardize":
+            return theta, enc.standardize(varphi, X)
+        varphi = enc.whiten(varphi, X)
+        fitted = lik.decoder_from_codes(theta, np.asarray(enc.mean(varphi, X)), X)
+        if fitted is None:
+            return theta, varphi
+        theta, Q = fitted
+        return theta, enc.transform_codes(varphi, np.zeros(Q.shape[:2]), Q)
 
     def _inference_epochs(self):
         return self.inference_epochs or self.epochs

@@ -244,3 +244,61 @@ def test_fused_mlp_encoder_equals_its_layerwise_network(x_rank):
         for k in ("W", "b"):
             np.testing.assert_allclose(got[part][k], want[part][k], rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(got["hidden"][0]["W"], want["hidden"][0]["W"], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cubic", [False, True])
+@pytest.mark.parametrize("reflect", [False, True])
+def test_jtex_decoder_from_white_codes_takes_the_data_scale_and_turns_the_codes(cubic, reflect):
+    """X = (Z0 W^T)^(3 if cubic) with white Z0: W W^T from the data, the codes turned onto W^-1 y.
+
+    A reflected code orientation, which no W = chol(A A^T + B) can represent
+    (det W > 0), is absorbed by the orthogonal turn of the codes.
+    """
+    rng = np.random.default_rng(3)
+    Z0 = rng.standard_normal((400, 2))
+    Z0 = (Z0 - Z0.mean(0)) @ np.linalg.inv(np.linalg.cholesky(np.cov(Z0.T, bias=True))).T
+    W = np.array([[0.9, 0.0], [1.2, 0.7]])
+    Y = Z0 @ W.T
+    X = Y ** 3 if cubic else Y
+    Z = (Z0 * [-1.0, 1.0])[None] if reflect else Z0[None]
+    lik = JTEx(np.eye(2), [1e-9, 1e-9], 1e-8, cubic=cubic)       # noise negligible: W W^T = Y^T Y / N
+    theta, Q = lik.decoder_from_codes({"A": np.zeros((1, 2, 2))}, Z, X)
+    assert np.allclose(Q[0] @ Q[0].T, np.eye(2)) and np.isclose(np.linalg.det(Q[0]), -1.0 if reflect else 1.0)
+    assert np.allclose(lik.W(theta)[0], W, atol=1e-6)
+    assert np.allclose(lik.mean(theta, Z @ Q), X, atol=1e-5)
+
+
+def test_jtex_decoder_from_codes_starts_at_full_rank_with_the_mle_scale():
+    """Linear: A A^T = Y^T Y / N - sigma2 I (the maximum-likelihood value); its eigenvalues are floored."""
+    rng = np.random.default_rng(5)
+    Z = rng.standard_normal((2, 300, 2))
+    X = rng.standard_normal((300, 2)) @ [[1.0, 0.0], [0.99, 0.141]]     # nearly collinear data
+    lik = JTEx(np.eye(2), [0.006, 0.006], 0.01)
+    theta, _ = lik.decoder_from_codes({"A": np.zeros((2, 2, 2))}, Z, X)
+    M = X.T @ X / 300 - 0.01 * np.eye(2)
+    w = np.linalg.eigvalsh(M)
+    got = np.linalg.eigvalsh(theta["A"][0] @ theta["A"][0].T)
+    assert np.allclose(got, np.maximum(w, 1e-3 * np.abs(w).mean()))
+
+
+def test_linear_map_decoder_from_white_codes_is_least_squares():
+    rng = np.random.default_rng(4)
+    Z = rng.standard_normal((1, 300, 2))
+    Z = (Z - Z.mean(1)) @ np.linalg.inv(np.linalg.cholesky(np.cov(Z[0].T, bias=True))).T
+    X = Z[0] @ [[1.0, 0.5, -0.2], [0.3, 0.0, 0.8]] + 0.01 * rng.standard_normal((300, 3))
+    lik = LinearMap(2, 3, 1e-4)
+    theta, Q = lik.decoder_from_codes({"A": np.zeros((1, 2, 3))}, Z, X)
+    assert np.allclose(theta["A"][0], np.linalg.lstsq(Z[0], X, rcond=None)[0]) and np.allclose(Q, np.eye(2))
+
+
+def test_whitened_codes_and_their_affine_change_are_exact():
+    enc = Encoder(3, 2, kind="mlp")
+    phi = enc.init([np.random.default_rng(0), np.random.default_rng(1)])
+    X = np.random.default_rng(2).standard_normal((150, 3)) * [1.0, 3.0, 0.2]
+    Z = np.asarray(enc.mean(enc.whiten(phi, X), X))
+    assert np.allclose(Z.mean(1), 0, atol=1e-12)
+    assert np.allclose(np.einsum("rnk,rnj->rkj", Z, Z) / 150, np.eye(2))
+    S = np.array([[[0.0, 1.0], [-1.0, 0.0]]] * 2)
+    shift = np.array([[0.5, -1.0]] * 2)
+    moved = np.asarray(enc.mean(enc.transform_codes(phi, shift, S), X))
+    assert np.allclose(moved, (np.asarray(enc.mean(phi, X)) - shift[:, None]) @ S)
