@@ -174,7 +174,8 @@ class LiBI(BaseTrainer):
         started from its family's least-squares fit to them where it has
         one (``Likelihood.decoder_from_codes``: JTEx, the linear map), the
         codes turned by an orthogonal map into the orientation the family
-        can represent. ``"standardize"``: each code dimension scaled to unit
+        can represent; likelihoods without such a start (the Mobius network)
+        start as with ``"standardize"``: each code dimension scaled to unit
         variance, the likelihood as drawn (the earlier start; it leaves JTEx
         restarts on a rank-deficient plateau about half the time, see
         docs/design.md).
@@ -335,14 +336,13 @@ class LiBI(BaseTrainer):
         it can represent, removes the trap (docs/design.md).
         """
         enc, lik, X = data.encoder, data.likelihood, data.train
-        if self.step1_init == "standardize":
+        white = enc.whiten(varphi, X)
+        fitted = None if self.step1_init == "standardize" else lik.decoder_from_codes(
+            theta, np.asarray(enc.mean(white, X)), X)
+        if fitted is None:     # no family start: no orientation to fix, the earlier start
             return theta, enc.standardize(varphi, X)
-        varphi = enc.whiten(varphi, X)
-        fitted = lik.decoder_from_codes(theta, np.asarray(enc.mean(varphi, X)), X)
-        if fitted is None:
-            return theta, varphi
         theta, Q = fitted
-        return theta, enc.transform_codes(varphi, np.zeros(Q.shape[:2]), Q)
+        return theta, enc.transform_codes(white, np.zeros(Q.shape[:2]), Q)
 
     def _inference_epochs(self):
         return self.inference_epochs or self.epochs
