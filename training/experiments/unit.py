@@ -151,8 +151,11 @@ def restart_metrics(data, trainer):
     out["gap_to_truth"] = (truth - test_ll) if truth is not None else np.full(R, np.nan)
     codes = np.asarray(enc.mean(params["varphi"] if "varphi" in params else params["phi"], data.val))
     with np.errstate(all="ignore"):
-        out["code_cov_eigenvalues"] = np.array([np.linalg.eigvalsh(np.cov(z.T)) if np.all(np.isfinite(z))
-                                                else np.full(z.shape[1], np.nan) for z in codes])
+        centred = codes - codes.mean(axis=1, keepdims=True)
+        cov = np.einsum("rnk,rnj->rkj", centred, centred) / max(codes.shape[1] - 1, 1)
+        finite = np.all(np.isfinite(cov), axis=(1, 2))
+        out["code_cov_eigenvalues"] = np.where(finite[:, None], np.linalg.eigvalsh(np.where(
+            finite[:, None, None], cov, np.eye(cov.shape[-1]))), np.nan)
         if "A" in params["theta"]:
             out["A_singular_values"] = np.array([np.linalg.svd(a, compute_uv=False) if np.all(np.isfinite(a))
                                                  else np.full(2, np.nan) for a in params["theta"]["A"]])
