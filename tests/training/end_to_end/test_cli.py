@@ -13,11 +13,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 RECORD_KEYS = {"dataset", "seed", "method", "settings", "metrics", "selected", "best_restart", "val_objective",
                "selected_val_objective", "diverged", "epochs_run", "converged", "selected_epochs_run",
-               "selected_converged", "fit_seconds", "versions"}
+               "selected_converged", "restarts", "fit_seconds", "versions"}
 METRIC_KEYS = {"test_ll_is", "test_ll_is_se", "test_ll_is_ess_mean", "test_ll_is_ess_min", "test_ll_is_worst",
                "test_ll_exact", "test_ll_quadrature", "test_ll_quadrature_error", "test_ll_quadrature_unconverged",
                "test_ll_truth", "smooth_knn", "smooth_knn_std", "agg_kl_to_prior", "agg_max_abs_corr",
-               "eval_seconds"}
+               "test_ll_gap_to_truth", "below_truth", "eval_seconds"}
+RESTART_KEYS = {"val_objective", "epochs_run", "diverged", "converged", "test_ll", "gap_to_truth",
+                "code_cov_eigenvalues"}
 
 
 def _env():
@@ -42,6 +44,11 @@ def test_fit_writes_the_documented_record(tmp_path):
     assert record["dataset"] == "univariate" and record["method"] == "vae" and record["seed"] == 0
     assert record["settings"] == {"epochs": 30, "restarts": 2}
     assert len(record["val_objective"]) == len(record["diverged"]) == 2
+    assert set(record["restarts"]) == RESTART_KEYS and len(record["restarts"]["gap_to_truth"]) == 2
+    gap = record["metrics"]["test_ll_gap_to_truth"]
+    m = record["metrics"]
+    assert gap == m["test_ll_truth"] - (m["test_ll_exact"] if m["test_ll_exact"] is not None else m["test_ll_quadrature"])
+    assert record["metrics"]["below_truth"] == (gap > 1.0) and f"{gap:.4f} below it" in proc.stdout
     assert record["best_restart"] in (0, 1)
     assert record["selected_val_objective"] == record["val_objective"][record["best_restart"]]
     m = record["metrics"]
