@@ -43,6 +43,7 @@ def test_seeds_parse_as_lists_and_inclusive_ranges():
             parse_seeds(bad)
 
 
+@pytest.mark.slow
 def test_restart_metrics_score_every_restart_like_the_selected_one():
     record = fit_and_evaluate("linear_jtex", 3, "libi", {"epochs": 150, "restarts": 3, "inference_epochs": 30},
                               is_samples=20, knn_repeats=0)

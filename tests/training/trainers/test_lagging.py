@@ -100,6 +100,7 @@ def _reference_lagging(lag, data):
     return run, until, inner
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("settings", [dict(segments=4), dict(segments=3, patience=10, tol=1e-2),
                                       dict(aggressive=True, max_inner=9, window=3),
                                       dict(aggressive=True, max_inner=6, window=2, patience=10, tol=1e-3)],

@@ -139,6 +139,7 @@ def test_a_restart_whose_codes_collapse_is_marked_diverged_and_the_fit_finishes(
     assert fit.best_restart_ != 1 and np.isfinite(fit.val_objective_[fit.best_restart_])
 
 
+@pytest.mark.slow
 def test_step1_starts_where_jtex_cannot_be_trapped():
     """The earlier start leaves some restarts with a rank-deficient A; the fitted start leaves none.
 
