@@ -26,8 +26,8 @@ import os
 
 import numpy as np
 
-from .table import DATASET_TITLES, METHOD_TITLES
-from .unit import FAIL_NATS
+from .table import DATASET_TITLES, METHOD_TITLES, failures
+from .unit import FAIL_NATS, gap_to_truth
 
 #: Restarts whose validation objectives differ by more than this (nats per point) ended apart.
 APART_NATS = 0.05
@@ -85,7 +85,7 @@ def dataset_rows(records):
             continue
         mine = restart_rows([rec])
         vals = [r["val_objective"] for r in mine if not r["diverged"] and _finite(r["val_objective"])]
-        gap = rec["metrics"].get("test_ll_gap_to_truth")
+        gap = gap_to_truth(rec["metrics"])
         rows.append({"dataset": rec["dataset"], "seed": rec["seed"], "method": rec["method"],
                      "setting": json.dumps(rec.get("grid_point", {}), sort_keys=True),
                      "gap_to_truth": gap, "failed": None if gap is None else bool(gap > FAIL_NATS),
@@ -111,15 +111,14 @@ def summary(records):
     out = []
     for key in sorted({(r["dataset"], r["method"]) for r in data}):
         mine = [r for r in data if (r["dataset"], r["method"]) == key]
-        known = [r for r in mine if _finite(r["gap_to_truth"])]
-        worst = max(known, key=lambda r: r["gap_to_truth"]) if known else None
+        cell = failures([r for r in records if r.get("status") == "ok" and (r["dataset"], r["method"]) == key])
+        known = [r["gap_to_truth"] for r in mine if _finite(r["gap_to_truth"])]
         restarts = [r for r in rest if (r["dataset"], r["method"]) == key]
         restarts_known = [r for r in restarts if r["failed"] is not None]
         out.append({"dataset": key[0], "method": key[1], "datasets": len(mine),
-                    "datasets_known": len(known), "datasets_failed": sum(r["failed"] for r in known),
-                    "worst_seed": worst["seed"] if worst else None,
-                    "worst_gap": worst["gap_to_truth"] if worst else None,
-                    "mean_gap": float(np.mean([r["gap_to_truth"] for r in known])) if known else None,
+                    "datasets_known": cell["n_gap"], "datasets_failed": cell["n_fail"] or 0,
+                    "worst_seed": cell["worst_seed"], "worst_gap": cell["worst_gap"],
+                    "mean_gap": float(np.mean(known)) if known else None,
                     "restarts": len(restarts), "restarts_known": len(restarts_known),
                     "restarts_failed": sum(r["failed"] for r in restarts_known),
                     "restarts_diverged": sum(r["diverged"] for r in restarts),

@@ -114,8 +114,12 @@ def evaluate_model(data, trainer, seed=0, is_samples=5000, knn_repeats=20000):
     return out
 
 
-def restart_metrics(data, trainer):
+def restart_metrics(data, trainer, truth_ll=None):
     """Per restart of a fitted ``trainer``: its own test log-likelihood, its gap to the truth, how it ended.
+
+    ``truth_ll``: the true model's test log-likelihood per point, if already
+    computed (:func:`truth_log_likelihood`, by quadrature on the nonlinear
+    data sets); computed here otherwise.
 
     Each restart's kept parameters (``best_params_``: its validation-best,
     for LiBI its best repetition) are scored like the selected model, so a
@@ -146,7 +150,7 @@ def restart_metrics(data, trainer):
         ll = reference_log_likelihood(lik, theta, data.test)
         if ll is not None:
             test_ll[ok] = np.mean(ll, axis=1)
-    truth = truth_log_likelihood(data)
+    truth = truth_log_likelihood(data) if truth_ll is None else truth_ll
     out["test_ll"] = test_ll
     out["gap_to_truth"] = (truth - test_ll) if truth is not None else np.full(R, np.nan)
     codes = np.asarray(enc.mean(params["varphi"] if "varphi" in params else params["phi"], data.val))
@@ -232,8 +236,8 @@ def _check_unit(dataset, seed):
 def _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samples, knn_repeats,
             shared_by=None):
     """The record of a fitted ``trainer`` (see :func:`fit_and_evaluate`)."""
-    record = {"dataset": dataset, "seed": seed, "method": method, "settings": settings,
-              "metrics": evaluate_model(data, trainer, seed, is_samples, knn_repeats),
+    metrics = evaluate_model(data, trainer, seed, is_samples, knn_repeats)
+    record = {"dataset": dataset, "seed": seed, "method": method, "settings": settings, "metrics": metrics,
               "selected": tree_to_lists({"theta": trainer.theta_, "phi": trainer.phi_,
                                          **({"varphi": trainer.varphi_} if hasattr(trainer, "varphi_") else {})}),
               "best_restart": trainer.best_restart_,
@@ -243,7 +247,7 @@ def _record(dataset, seed, method, settings, data, trainer, fit_seconds, is_samp
               "epochs_run": trainer.epochs_run_, "converged": trainer.converged_,
               "selected_epochs_run": int(trainer.epochs_run_[trainer.best_restart_]),
               "selected_converged": bool(trainer.converged_[trainer.best_restart_]),
-              "restarts": restart_metrics(data, trainer),
+              "restarts": restart_metrics(data, trainer, metrics["test_ll_truth"]),
               "fit_seconds": fit_seconds, "versions": versions()}
     if shared_by is not None:
         record["fit_seconds_shared_by"] = shared_by

@@ -336,13 +336,14 @@ class LiBI(BaseTrainer):
         it can represent, removes the trap (docs/design.md).
         """
         enc, lik, X = data.encoder, data.likelihood, data.train
-        white = enc.whiten(varphi, X)
-        fitted = None if self.step1_init == "standardize" else lik.decoder_from_codes(
-            theta, np.asarray(enc.mean(white, X)), X)
-        if fitted is None:     # no family start: no orientation to fix, the earlier start
-            return theta, enc.standardize(varphi, X)
-        theta, Q = fitted
-        return theta, enc.transform_codes(white, np.zeros(Q.shape[:2]), Q)
+        if self.step1_init == "fit":
+            white = enc.whiten(varphi, X)
+            fitted = lik.decoder_from_codes(theta, np.asarray(enc.mean(white, X)), X)
+            if fitted is not None:
+                theta, Q = fitted
+                return theta, enc.transform_codes(white, np.zeros(Q.shape[:2]), Q)
+        # "standardize", or no family start (no orientation to fix): the earlier start
+        return theta, enc.standardize(varphi, X)
 
     def _inference_epochs(self):
         return self.inference_epochs or self.epochs
